@@ -1,0 +1,139 @@
+"""Reading and driving pm2 from Ansible modules.
+
+Only a whitelist of pm2's per-process fields ever leaves this file: `pm2 jlist` also prints every
+environment variable of every process (and of the daemon that spawned it), which can hold secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+
+# pm2_env fields that are safe to return; everything else (env, args, axm_*) stays here.
+SAFE_ENV_FIELDS = (
+    "status",
+    "restart_time",
+    "unstable_restarts",
+    "pm_uptime",
+    "exec_mode",
+    "version",
+    "pm_cwd",
+    "pm_exec_path",
+    "instances",
+    "created_at",
+)
+
+
+class Pm2Error(Exception):
+    """pm2 failed or printed something that is not a process list."""
+
+
+@dataclass(frozen=True)
+class Pm2:
+    """A pm2 installation and home directory (PM2_HOME)."""
+
+    binary: str
+    home: str
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PM2_HOME"] = self.home
+        # No colours, no banner, no update check, no telemetry.
+        env["PM2_DISCRETE_MODE"] = "true"
+        env["NO_COLOR"] = "1"
+        env["PM2_PROGRAMMATIC"] = "true"
+        return env
+
+    def run(self, *args: str, timeout: int = 120, cwd: str | None = None) -> str:
+        try:
+            proc = subprocess.run(
+                [self.binary, *args],
+                env=self.env(),
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise Pm2Error(f"pm2 binary not found: {self.binary}") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise Pm2Error(f"pm2 {' '.join(args)} did not finish in {timeout}s") from exc
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            raise Pm2Error(f"pm2 {' '.join(args)} failed (rc={proc.returncode}): {' | '.join(tail)}")
+        return proc.stdout
+
+    def processes(self) -> list[dict]:
+        return parse_jlist(self.run("jlist", timeout=60))
+
+
+def parse_jlist(text: str) -> list[dict]:
+    """Turn `pm2 jlist` output into a list of safe process summaries."""
+    start = text.find("[")
+    if start < 0:
+        raise Pm2Error("pm2 jlist printed no JSON list")
+    try:
+        raw = json.JSONDecoder().raw_decode(text[start:])[0]
+    except json.JSONDecodeError as exc:
+        raise Pm2Error(f"pm2 jlist printed invalid JSON: {exc}") from exc
+    result = []
+    for proc in raw:
+        pm2_env = proc.get("pm2_env") or {}
+        summary = {"name": proc.get("name"), "pm_id": proc.get("pm_id"), "pid": proc.get("pid")}
+        summary.update({key: pm2_env.get(key) for key in SAFE_ENV_FIELDS})
+        monit = proc.get("monit") or {}
+        summary["memory"] = monit.get("memory")
+        summary["cpu"] = monit.get("cpu")
+        result.append(summary)
+    return result
+
+
+def select(processes: list[dict], name: str) -> list[dict]:
+    return [p for p in processes if p["name"] == name]
+
+
+def summarize(instances: list[dict]) -> dict:
+    """One line of state for a named app: how many instances, how many online, restarts."""
+    statuses = sorted({p["status"] for p in instances})
+    return {
+        "instances": len(instances),
+        "online": sum(1 for p in instances if p["status"] == "online"),
+        "statuses": statuses,
+        "restarts": sum(int(p.get("restart_time") or 0) for p in instances),
+        "unstable_restarts": sum(int(p.get("unstable_restarts") or 0) for p in instances),
+        "pids": sorted(p["pid"] for p in instances if p.get("pid")),
+        "cwd": sorted({p["pm_cwd"] for p in instances if p.get("pm_cwd")}),
+    }
+
+
+def is_running(instances: list[dict], expected: int | None = None) -> bool:
+    online = [p for p in instances if p["status"] == "online"]
+    if not online:
+        return False
+    if expected is not None and len(online) != expected:
+        return False
+    return len(online) == len(instances)
+
+
+def plan(state: str, instances: list[dict], expected: int | None = None) -> str | None:
+    """The pm2 action that brings the app to `state`, or None when it is there already.
+
+    `reloaded` and `restarted` always act: they are requested because something changed
+    (a handler or a release switch), never as a steady state.
+    """
+    if state == "started":
+        if not instances:
+            return "start"
+        return None if is_running(instances, expected) else "restart"
+    if state == "stopped":
+        return "stop" if any(p["status"] == "online" for p in instances) else None
+    if state == "absent":
+        return "delete" if instances else None
+    if state == "reloaded":
+        return "reload" if instances else "start"
+    if state == "restarted":
+        return "restart" if instances else "start"
+    raise ValueError(f"unknown state {state!r}")

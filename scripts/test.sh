@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: static checks, then pytest (unit, the real local sandbox, molecule in podman).
+# Needs what scripts/install-deps.sh installs. Extra arguments go to pytest (e.g. -k sandbox).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ANSIBLE_CONFIG="$PWD/ansible.cfg"
+echo "== ruff"
+ruff check .
+echo "== ansible-lint --profile production"
+ansible-lint --profile production --offline -q
+echo "== pytest"
+exec python3 -m pytest "$@"

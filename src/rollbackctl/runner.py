@@ -1,0 +1,106 @@
+"""A thin layer over ansible-runner: run one playbook, return what happened.
+
+Results come from ansible-runner's status, rc, stats and events, never from parsing stdout.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from .errors import PlaybookFailed
+
+
+@dataclass
+class PlaybookResult:
+    playbook: str
+    status: str
+    rc: int
+    stats: dict[str, dict[str, int]]
+    artifacts_dir: str
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+    def hosts_with(self, key: str) -> list[str]:
+        return sorted(host for host, count in self.stats.get(key, {}).items() if count)
+
+    @property
+    def changed_hosts(self) -> list[str]:
+        return self.hosts_with("changed")
+
+    @property
+    def changed_count(self) -> int:
+        return sum(self.stats.get("changed", {}).values())
+
+
+def _failure(event: dict[str, Any]) -> dict[str, Any] | None:
+    if event.get("event") not in ("runner_on_failed", "runner_on_unreachable"):
+        return None
+    data = event.get("event_data", {})
+    if data.get("ignore_errors"):
+        return None
+    res = data.get("res") or {}
+    return {"host": data.get("host"), "task": data.get("task"), "msg": str(res.get("msg", ""))[:2000]}
+
+
+def run_playbook(
+    *,
+    project: Path,
+    playbook: str,
+    inventory: str | Path,
+    extravars: dict[str, Any] | None = None,
+    check: bool = False,
+    ident: str | None = None,
+    runs_dir: str | Path | None = None,
+    envvars: dict[str, str] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    raise_on_failure: bool = True,
+) -> PlaybookResult:
+    """Run `playbooks/<playbook>` of `project` against `inventory` with ansible-runner."""
+    runs_dir = Path(runs_dir) if runs_dir else Path(tempfile.gettempdir()) / "rollbackctl-runs"
+    runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    failures: list[dict[str, Any]] = []
+
+    def handler(event: dict[str, Any]) -> bool:
+        failure = _failure(event)
+        if failure:
+            failures.append(failure)
+        if on_event:
+            on_event(event)
+        return True  # keep the event in the artifacts
+
+    env = {"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    env.update(envvars or {})
+    runner = ansible_runner.run(
+        private_data_dir=str(runs_dir),
+        project_dir=str(project),
+        playbook=str(project / "playbooks" / playbook),
+        inventory=str(Path(inventory).resolve()),
+        extravars=extravars or {},
+        cmdline="--check --diff" if check else None,
+        envvars=env,
+        ident=ident,
+        quiet=True,
+        suppress_env_files=True,
+        event_handler=handler,
+    )
+    result = PlaybookResult(
+        playbook=playbook,
+        status=runner.status,
+        rc=runner.rc,
+        stats=runner.stats or {},
+        artifacts_dir=str(runner.config.artifact_dir),
+        failures=failures,
+    )
+    if raise_on_failure and not result.ok:
+        detail = "; ".join(f"{f['host']}: {f['task']}: {f['msg']}" for f in failures[:3]) or result.status
+        raise PlaybookFailed(f"{playbook} failed: {detail}", result)
+    return result

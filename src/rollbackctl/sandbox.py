@@ -1,0 +1,59 @@
+"""The local sandbox: the toolkit's embedded default platform on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runner import PlaybookResult, run_playbook
+
+# Same names and defaults as inventories/local/group_vars/all/sandbox.yml.
+DIR_ENV = "ROLLBACK_SANDBOX_DIR"
+PORT_ENV = "ROLLBACK_SANDBOX_PORT_BASE"
+DEFAULT_PORT_BASE = 18080
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    project: Path
+
+    @property
+    def inventory(self) -> Path:
+        return self.project / "inventories" / "local"
+
+    @property
+    def directory(self) -> Path:
+        return Path(os.environ.get(DIR_ENV) or self.project / ".sandbox").resolve()
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{int(os.environ.get(PORT_ENV) or DEFAULT_PORT_BASE)}"
+
+    def _run(self, playbook: str, **kwargs) -> PlaybookResult:
+        runs = self.directory.parent / f".{self.directory.name}-runs"
+        return run_playbook(project=self.project, playbook=playbook, inventory=self.inventory,
+                            runs_dir=runs, **kwargs)
+
+    def up(self, **kwargs) -> PlaybookResult:
+        return self._run("platform.yml", **kwargs)
+
+    def down(self, **kwargs) -> PlaybookResult:
+        return self._run("sandbox_down.yml", **kwargs)
+
+    def health(self, timeout: float = 5.0) -> dict:
+        """GET /health through nginx; {'error': ...} when it does not answer."""
+        try:
+            with urllib.request.urlopen(self.web_url + "/health", timeout=timeout) as response:  # noqa: S310
+                return {"http_status": response.status, **json.load(response)}
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")
+            try:
+                return {"http_status": exc.code, **json.loads(body)}
+            except ValueError:
+                return {"http_status": exc.code, "error": body[:200]}
+        except (urllib.error.URLError, OSError) as exc:
+            return {"error": str(getattr(exc, "reason", exc))}

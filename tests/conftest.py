@@ -1,0 +1,88 @@
+"""Shared fixtures: the project tree and a real local sandbox in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import ansible.module_utils
+import pytest
+
+from rollbackctl.project import find_project
+from rollbackctl.sandbox import DIR_ENV, PORT_ENV, Sandbox
+
+from .platform_client import PlatformClient
+
+# Make the project's module_utils importable as Ansible sees them (ansible.cfg: module_utils = ...),
+# so that tests import `ansible.module_utils.pm2` exactly as the modules do.
+ansible.module_utils.__path__.append(str(Path(__file__).resolve().parents[1] / "plugins" / "module_utils"))
+
+# Tests use their own sandbox directory and ports, so a user's sandbox on the default ports is untouched.
+TEST_PORT_BASE = "28080"
+
+
+@pytest.fixture(scope="session")
+def project() -> Path:
+    return find_project(Path(__file__).parent)
+
+
+@pytest.fixture(scope="session")
+def sandbox_env(tmp_path_factory) -> dict[str, str]:
+    directory = tmp_path_factory.mktemp("sandbox-root") / "sandbox"
+    return {DIR_ENV: str(directory), PORT_ENV: TEST_PORT_BASE}
+
+
+@pytest.fixture(scope="session")
+def sandbox_factory(project, sandbox_env):
+    """A Sandbox bound to the test environment; teardown removes whatever was brought up."""
+    saved = {key: os.environ.get(key) for key in sandbox_env}
+    os.environ.update(sandbox_env)
+    sandbox = Sandbox(project)
+    yield sandbox
+    try:
+        if sandbox.directory.exists():
+            sandbox.down(raise_on_failure=False)
+    finally:
+        shutil.rmtree(sandbox.directory, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def sandbox_first_run(sandbox_factory):
+    """Provision the sandbox from nothing (once per session); the result of that first run."""
+    if not shutil.which("ferretdb") or not shutil.which("pm2") or not shutil.which("nginx"):
+        pytest.fail("ferretdb, pm2 and nginx must be installed: run scripts/install-deps.sh")
+    assert not sandbox_factory.directory.exists()
+    return sandbox_factory.up()
+
+
+@pytest.fixture(scope="session")
+def sandbox(sandbox_factory, sandbox_first_run) -> Sandbox:
+    return sandbox_factory
+
+
+@pytest.fixture
+def client(sandbox) -> PlatformClient:
+    return PlatformClient(sandbox.web_url)
+
+
+@pytest.fixture(scope="session")
+def synthetic_password(sandbox) -> str:
+    return (sandbox.directory / "secrets" / "synthetic-password").read_text().split()[0]
+
+
+@pytest.fixture(scope="session")
+def mongo(sandbox):
+    """A pymongo database handle on the sandbox's FerretDB."""
+    pymongo = pytest.importorskip("pymongo")
+    password = (sandbox.directory / "secrets" / "db-password").read_text().split()[0]
+    port = int(os.environ[PORT_ENV]) + 2
+    client = pymongo.MongoClient(f"mongodb://chatbot:{password}@127.0.0.1:{port}/chatbot-platform",
+                                 serverSelectionTimeoutMS=5000)
+    yield client.get_default_database()
+    client.close()
