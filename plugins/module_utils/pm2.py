@@ -66,7 +66,19 @@ class Pm2:
             raise Pm2Error(f"pm2 {' '.join(args)} failed (rc={proc.returncode}): {' | '.join(tail)}")
         return proc.stdout
 
+    def daemon_running(self) -> bool:
+        """Whether the pm2 daemon of this home runs; asking pm2 itself would start one."""
+        try:
+            with open(os.path.join(self.home, "pm2.pid"), encoding="ascii") as handle:
+                pid = int(handle.read().strip())
+        except (OSError, ValueError):
+            return False
+        return os.path.exists(f"/proc/{pid}")
+
     def processes(self) -> list[dict]:
+        """The safe summaries of every process; none (and no daemon started) when no daemon runs."""
+        if not self.daemon_running():
+            return []
         return parse_jlist(self.run("jlist", timeout=60))
 
 
