@@ -1,0 +1,213 @@
+#!/usr/bin/python
+"""Ansible module: restore a MongoDB database from a backup made by mongodb_backup, idempotently."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: mongodb_restore
+short_description: Restore a MongoDB database from a checked backup, only where it differs
+description:
+  - Before touching anything, checks the backup like M(mongodb_backup_check) and refuses to restore
+    one that is not intact (missing, truncated, tampered with, count or hash mismatch).
+  - Compares the target database with the manifest (counts, indexes, options, content hashes). Each
+    collection that differs or is missing is dropped and restored from the archive (options, documents,
+    indexes); collections that match are left alone. With O(drop_extra_collections=true), collections
+    the backup does not have (for example created by a bad release) are dropped; note that
+    C(mongorestore --drop) alone leaves them.
+  - When the target already matches, nothing is done and RV(changed) is false.
+  - With O(verify=true), the target is compared with the manifest again afterwards and the module fails
+    if anything still differs.
+version_added: "0.1.0"
+author: Chatbot platform rollback toolkit
+extends_documentation_fragment:
+  - mongo_uri
+options:
+  manifest:
+    description: Path of the backup's manifest (C(X.manifest.json)); the archive is the one it names.
+    type: path
+    required: true
+  target_database:
+    description: Database to restore into. Defaults to the database of O(uri).
+    type: str
+  drop_extra_collections:
+    description: Drop the target's collections (except C(system.*)) that are not in the backup.
+    type: bool
+    default: true
+  engine:
+    description:
+      - V(pymongo) restores with pymongo (no MongoDB tools needed).
+      - V(mongorestore) runs C(mongorestore --drop) from PATH for the documents; the indexes are then
+        created with pymongo (mongorestore adds C(ns) to index specs, which FerretDB rejects).
+      - V(auto) uses C(mongorestore) when it is on PATH, else V(pymongo).
+    type: str
+    choices: [auto, pymongo, mongorestore]
+    default: auto
+  verify:
+    description: Compare the target with the manifest after restoring and fail on any difference.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: Checks the backup, compares, and returns RV(would_restore) and RV(would_drop); changes nothing.
+  diff_mode:
+    support: none
+notes:
+  - Stop the writers (the application) first; documents written during the restore are lost or mixed in.
+"""
+
+EXAMPLES = r"""
+- name: Roll the database back to the backup taken before the release
+  mongodb_restore:
+    uri: "{{ chatbot_mongodb_uri }}"
+    manifest: /var/backups/chatbot/pre-v1.4.0.manifest.json
+
+- name: Restore a copy next to the live database, for inspection
+  mongodb_restore:
+    uri: "{{ chatbot_mongodb_uri }}"
+    manifest: /var/backups/chatbot/pre-v1.4.0.manifest.json
+    target_database: chatbot-platform-restored
+    engine: pymongo
+"""
+
+RETURN = r"""
+database:
+  description: The target database.
+  returned: always
+  type: str
+would_restore:
+  description: Collections that differ from the backup (restored unless in check mode).
+  returned: always
+  type: list
+  elements: str
+would_drop:
+  description: Collections not in the backup that are (or would be) dropped.
+  returned: always
+  type: list
+  elements: str
+differences:
+  description: How the target differed from the backup before the restore.
+  returned: always
+  type: list
+  elements: str
+restored:
+  description: Document count restored per collection.
+  returned: when changed and not in check mode
+  type: dict
+dropped:
+  description: Collections dropped because the backup does not have them.
+  returned: when changed and not in check mode
+  type: list
+  elements: str
+engine:
+  description: The engine that restored (or would restore).
+  returned: always
+  type: str
+before:
+  description: Document count per collection before the restore.
+  returned: always
+  type: dict
+  sample: {"users": 4, "messages": 130, "experiments": 2}
+after:
+  description: Document count per collection after the restore (equal to RV(before) in check mode).
+  returned: always
+  type: dict
+  sample: {"users": 3, "messages": 120}
+verify_differences:
+  description: Differences left after the restore (empty on success).
+  returned: when O(verify=true) and not in check mode and changed
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.mongo_backup import (
+    RESTORE_ENGINES,
+    BackupError,
+    archive_path,
+    check,
+    load_manifest,
+    resolve_engine,
+    restore,
+)
+from ansible.module_utils.mongo_common import connect, database_name, mongo_argument_spec, scrub
+from ansible.module_utils.mongo_snapshot import compare, counts, database_facts, differing_collections
+
+try:
+    from pymongo.errors import PyMongoError
+except ImportError:  # pragma: no cover - connect() fails first with missing_required_lib
+    PyMongoError = Exception
+
+
+def _count_only(db) -> dict:
+    return {name: db.get_collection(name).count_documents({})
+            for name in sorted(db.list_collection_names()) if not name.startswith("system.")}
+
+
+def main() -> None:
+    argument_spec = mongo_argument_spec()
+    argument_spec.update(
+        manifest={"type": "path", "required": True},
+        target_database={"type": "str"},
+        drop_extra_collections={"type": "bool", "default": True},
+        engine={"type": "str", "default": "auto", "choices": list(RESTORE_ENGINES)},
+        verify={"type": "bool", "default": True},
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    uri = params["uri"]
+    path = params["manifest"]
+
+    problems = check(path)
+    if problems:
+        module.fail_json(msg=f"refusing to restore: backup {path} is not intact: " + "; ".join(problems),
+                         problems=problems)
+    manifest = load_manifest(path)
+    archive = archive_path(path, manifest)
+    try:
+        target = params["target_database"] or database_name(uri)
+        engine, _tool = resolve_engine(params["engine"], "mongorestore")
+    except (ValueError, BackupError) as exc:
+        module.fail_json(msg=scrub(str(exc), uri))
+    drop_extra = params["drop_extra_collections"]
+    expected = manifest["collections"]
+
+    client = connect(module)
+    result = {"changed": False, "database": target, "engine": engine}
+    try:
+        db = client.get_database(target)
+        before = database_facts(db)
+        result["before"] = counts(before)
+        result["differences"] = compare(expected, before, ignore_extra=not drop_extra)
+        result["would_restore"] = differing_collections(expected, before)
+        result["would_drop"] = sorted(set(before) - set(expected)) if drop_extra else []
+        result["changed"] = bool(result["would_restore"] or result["would_drop"])
+        if not result["changed"] or module.check_mode:
+            result["after"] = result["before"]
+            module.exit_json(**result)
+
+        done = restore(uri, archive, target, drop_extra, engine, client=client,
+                       collections=result["would_restore"])
+        result["restored"] = done["restored"]
+        result["dropped"] = done["dropped"]
+        if params["verify"]:
+            after = database_facts(db)
+            result["after"] = counts(after)
+            result["verify_differences"] = compare(expected, after, ignore_extra=not drop_extra)
+            if result["verify_differences"]:
+                module.fail_json(msg=f"restored {target} from {archive} but it still differs from the "
+                                     "backup: " + "; ".join(result["verify_differences"]), **result)
+        else:
+            result["after"] = _count_only(db)
+    except BackupError as exc:
+        module.fail_json(msg=f"restore of {target} failed: {exc}", **result)
+    except PyMongoError as exc:
+        module.fail_json(msg=f"restore of {target} failed: {scrub(str(exc), uri)}", **result)
+    finally:
+        client.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
