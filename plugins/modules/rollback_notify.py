@@ -230,6 +230,12 @@ def _statuspage_plan(params: dict, state: NotifyState) -> dict:
             "component_status": component_status, "action": "update" if known.get("id") else "create"}
 
 
+def _plan_facts(plan: dict | None) -> dict:
+    if plan is None:
+        return {"action": "post"}
+    return {key: plan[key] for key in ("action", "incident_status", "component_status")}
+
+
 def _build(params: dict, plan: dict | None):
     if params["channel"] == "webhook":
         payload = slack_payload(title=params["title"], message=params["message"], fields=params["fields"],
@@ -302,15 +308,10 @@ def main() -> None:
             already_sent(previous)
         if _missing(params):
             failed(_missing(params))
-        extra = {}
-        if channel == "statuspage":
-            plan = _statuspage_plan(params, state)
-            extra = {"action": plan["action"], "incident_status": plan["incident_status"],
-                     "component_status": plan["component_status"]}
+        plan = _statuspage_plan(params, state) if channel == "statuspage" else None
         result["changed"] = True
         finish("would_send", make_record(channel=channel, event=event, status="would_send",
-                                         statuspage_incident_id=(state.statuspage_incident(incident_id) or {})
-                                         .get("id")), **extra)
+                                         statuspage_incident_id=plan and plan["id"]), **_plan_facts(plan))
 
     missing = _missing(params)
     try:
@@ -322,8 +323,7 @@ def main() -> None:
             if missing:
                 failed(missing)
             plan = _statuspage_plan(params, state) if channel == "statuspage" else None
-            extra = {"action": plan["action"], "incident_status": plan["incident_status"],
-                     "component_status": plan["component_status"]} if plan else {"action": "post"}
+            extra = _plan_facts(plan)
             try:
                 response = send(_build(params, plan), timeout=params["timeout"], secrets=secrets)
             except NotifyError as exc:
