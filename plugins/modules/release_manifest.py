@@ -31,7 +31,8 @@ options:
   version:
     description:
       - Release version (vMAJOR.MINOR.PATCH). Required unless O(state=query).
-      - With O(state=query), the version to validate as a rollback target (V(previous) asks for the previous good release).
+      - With O(state=query), the version to validate as a rollback target;
+        V(previous) asks for the previous good release.
     type: str
   release_info:
     description: Facts of the release to record (C(git_sha), C(schema_version), C(built_at)); read from

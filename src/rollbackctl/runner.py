@@ -5,7 +5,10 @@ Results come from ansible-runner's status, rc, stats and events, never from pars
 
 from __future__ import annotations
 
+import json
+import os
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +54,19 @@ def _failure(event: dict[str, Any]) -> dict[str, Any] | None:
     return {"host": data.get("host"), "task": data.get("task"), "msg": str(res.get("msg", ""))[:2000]}
 
 
+def _scrub_command_artifact(artifact_dir: Path) -> None:
+    """ansible-runner saves the whole process environment in artifacts/<ident>/command; keep the command only."""
+    path = artifact_dir / "command"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict) and "env" in data:
+        data["env"] = {key: "<not recorded>" for key in data["env"]}
+        path.write_text(json.dumps(data))
+        path.chmod(0o600)
+
+
 def run_playbook(
     *,
     project: Path,
@@ -79,19 +95,28 @@ def run_playbook(
 
     env = {"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     env.update(envvars or {})
-    runner = ansible_runner.run(
-        private_data_dir=str(runs_dir),
-        project_dir=str(project),
-        playbook=str(project / "playbooks" / playbook),
-        inventory=str(Path(inventory).resolve()),
-        extravars=extravars or {},
-        cmdline="--check --diff" if check else None,
-        envvars=env,
-        ident=ident,
-        quiet=True,
-        suppress_env_files=True,
-        event_handler=handler,
-    )
+    # Extra vars may carry secrets. With suppress_env_files, ansible-runner would put them on the
+    # command line (saved in artifacts/<ident>/command); a 0600 file passed with -e @file keeps them out.
+    vars_file = runs_dir / f".extravars-{uuid.uuid4().hex}.json"
+    fd = os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(extravars or {}, handle)
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(runs_dir),
+            project_dir=str(project),
+            playbook=str(project / "playbooks" / playbook),
+            inventory=str(Path(inventory).resolve()),
+            cmdline=f"-e @{vars_file}" + (" --check" if check else ""),
+            envvars=env,
+            ident=ident,
+            quiet=True,
+            suppress_env_files=True,
+            event_handler=handler,
+        )
+    finally:
+        vars_file.unlink(missing_ok=True)
+    _scrub_command_artifact(Path(runner.config.artifact_dir))
     result = PlaybookResult(
         playbook=playbook,
         status=runner.status,
