@@ -23,6 +23,8 @@ SUITE=bookworm
 DEBOOTSTRAP_INCLUDE=python3,ca-certificates,curl,procps,iproute2
 APT_PACKAGES="nodejs npm nginx git"
 PM2_VERSION=6.0.8
+# pymongo for the toolkit's MongoDB modules on the hosts (Debian's python3 is 3.11, as the host's pip).
+PYMONGO_VERSION=4.20.1
 LABEL_NS=org.chatbot-rollback.rehearsal
 FALLBACK_MIRROR=http://deb.debian.org/debian
 FALLBACK_SECURITY_MIRROR=http://deb.debian.org/debian-security
@@ -420,6 +422,16 @@ step_pm2() {
   log "    pm2 $installed in /usr/local (bins: $(cd "$ROOTFS/usr/local/bin" && ls | tr '\n' ' '))"
 }
 
+step_pymongo() {
+  local target="$ROOTFS/usr/local/lib/python3.11/dist-packages"
+  mkdir -p "$target"
+  run_logged pymongo python3 -m pip install --quiet --disable-pip-version-check --no-compile \
+    --target "$target" "pymongo==$PYMONGO_VERSION"
+  chroot "$ROOTFS" python3 -c 'import pymongo; print(pymongo.version)' | grep -qx "$PYMONGO_VERSION" \
+    || die "pymongo $PYMONGO_VERSION does not import with the image's python3"
+  log "    pymongo $PYMONGO_VERSION in /usr/local/lib/python3.11/dist-packages"
+}
+
 step_ferretdb() {
   local desc
   desc=$(file -b "$FERRETDB_BIN")
@@ -508,6 +520,7 @@ else
   run_step "cache the apt stage" save_stage apt "$KEY_APT"
 fi
 run_step "npm install -g pm2@$PM2_VERSION into /usr/local" step_pm2
+run_step "pip install pymongo==$PYMONGO_VERSION into the rootfs" step_pymongo
 run_step "copy FerretDB $FERRETDB_VERSION" step_ferretdb
 run_step "smoke test in chroot + stamp /etc/chatbot-rehearsal-image" step_stamp_and_check
 run_step "podman import as $TAG" step_import
