@@ -182,7 +182,7 @@ def _connect(uri: str, timeout_ms: int):
                                    f"authorization failed?): {reason}") from None
     except PyMongoError as exc:
         client.close()
-        reason = scrub(str(exc), uri).split(", Timeout:")[0]
+        reason = scrub(str(exc), uri).split(", Timeout:")[0].split(" (configured timeouts:")[0]
         raise MongoConnectionError(f"cannot reach MongoDB at {hosts} within {timeout_ms} ms: "
                                    f"{reason}") from None
     return client

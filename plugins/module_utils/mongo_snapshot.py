@@ -125,15 +125,20 @@ class OrderedHasher:
     """sha256 of raw BSON documents in _id order, whatever order they are added in.
 
     While the documents come sorted it hashes as they come; the first one out of order switches to
-    sorting them all (from a temporary file, so memory holds only their keys).
+    sorting them all (from a temporary file, so memory holds only their keys). With spool=False there
+    is no temporary file: a document out of order sets `out_of_order` and the caller starts again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spool: bool = True) -> None:
         self._sha = hashlib.sha256()
         self._last: tuple | None = None
         self._sorted = True
-        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 - closed by hexdigest()
+        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) if spool else None  # noqa: SIM115
         self.count = 0
+
+    @property
+    def out_of_order(self) -> bool:
+        return not self._sorted
 
     def add(self, raw: bytes) -> None:
         raw = bytes(raw)
@@ -144,7 +149,8 @@ class OrderedHasher:
             else:
                 self._sha.update(raw)
                 self._last = key
-        self._spool.write(raw)
+        if self._spool is not None:
+            self._spool.write(raw)
         self.count += 1
 
     def update(self, docs: Iterable[bytes]) -> OrderedHasher:
@@ -154,8 +160,11 @@ class OrderedHasher:
 
     def hexdigest(self) -> str:
         if self._sorted:
-            self._spool.close()
+            if self._spool is not None:
+                self._spool.close()
             return self._sha.hexdigest()
+        if self._spool is None:
+            raise ValueError("documents came out of _id order and were not kept: hash them again")
         entries = []
         self._spool.seek(0)
         offset = 0
@@ -234,9 +243,17 @@ def list_user_collections(database) -> list[dict]:
 def collection_facts(database, name: str, options=None) -> dict:
     """count, indexes, options and content_sha256 of one collection of a pymongo Database."""
     raw = database.get_collection(name, codec_options=CodecOptions(document_class=RawBSONDocument))
-    hasher = OrderedHasher()
+    # The server sorts by _id (from the _id index on MongoDB): hash as the documents come...
+    hasher = OrderedHasher(spool=False)
     for doc in raw.find({}, sort=[("_id", 1)], batch_size=1000):
         hasher.add(doc.raw)
+        if hasher.out_of_order:
+            break
+    if hasher.out_of_order:
+        # ...unless its order is not MongoDB's (mixed _id types on some servers): sort them here.
+        hasher = OrderedHasher()
+        for doc in raw.find({}, batch_size=1000):
+            hasher.add(doc.raw)
     if options is None:
         info = next(iter(database.list_collections(filter={"name": name})), {})
         options = info.get("options", {})

@@ -9,11 +9,14 @@ module: mongodb_backup
 short_description: Back a MongoDB database up to a gzipped mongodump archive and a manifest
 description:
   - Dumps the database of O(uri) to O(dest), in the format of C(mongodump --archive --gzip), then reads
-    the archive back and writes its manifest beside it (C(X.archive.gz) gets C(X.manifest.json)) with the sha256
-    and size of the archive, and per collection the document count, indexes, options and content hash.
+    the archive back and writes its manifest beside it (C(X.archive.gz) gets C(X.manifest.json)) with
+    the sha256 and size of the archive, and per collection the document count, indexes, options and
+    content hash.
   - Both files are mode 0600 and appear atomically; a failed dump leaves no archive behind.
   - Idempotent - when O(dest) and its manifest exist and the backup is intact (see
     M(mongodb_backup_check)), nothing is done unless O(force=true).
+  - An existing backup at O(dest) that is not intact (tampered, truncated, manifest missing) is left
+    alone for inspection and the module fails, unless O(force=true).
   - The archive restores with M(mongodb_restore) or with C(mongorestore --archive=X.archive.gz --gzip),
     whichever engine made it.
 version_added: "0.1.0"
@@ -42,7 +45,9 @@ options:
     type: dict
     default: {}
   force:
-    description: Dump again even when O(dest) already holds an intact backup.
+    description:
+      - Dump again even when O(dest) already holds an intact backup, and replace a backup there that
+        is not intact.
     type: bool
     default: false
 attributes:
@@ -54,6 +59,8 @@ attributes:
 notes:
   - With the V(mongodump) engine the URI reaches mongodump through a C(--config) file (mode 0600,
     deleted afterwards), never on its command line.
+  - FerretDB v1 rejects the index specs plain C(mongorestore) sends (it adds C(ns)); there, restore
+    with M(mongodb_restore) or add C(--noIndexRestore) and create the indexes from the manifest.
 """
 
 EXAMPLES = r"""
@@ -163,15 +170,17 @@ def main() -> None:
     except ValueError as exc:
         module.fail_json(msg=scrub(str(exc), params["uri"]))
 
-    if not params["force"] and os.path.exists(dest) and os.path.exists(manifest_path):
+    if not params["force"] and (os.path.exists(dest) or os.path.exists(manifest_path)):
         problems = check(manifest_path)
-        if not problems:
-            manifest = load_manifest(manifest_path)
-            if manifest["database"] != database:
-                module.fail_json(msg=f"{dest} holds a backup of database {manifest['database']!r}, not "
-                                     f"{database!r}; choose another dest or set force=true")
-            module.exit_json(changed=False, msg=f"{dest} already holds an intact backup",
-                             **_facts(dest, manifest_path, manifest))
+        if problems:
+            module.fail_json(msg=f"{dest} exists but is not an intact backup: {'; '.join(problems)}; "
+                                 "left as it is (set force=true to replace it)", problems=problems)
+        manifest = load_manifest(manifest_path)
+        if manifest["database"] != database:
+            module.fail_json(msg=f"{dest} holds a backup of database {manifest['database']!r}, not "
+                                 f"{database!r}; choose another dest or set force=true")
+        module.exit_json(changed=False, msg=f"{dest} already holds an intact backup",
+                         **_facts(dest, manifest_path, manifest))
 
     if not os.path.isdir(os.path.dirname(dest)):
         module.fail_json(msg=f"directory {os.path.dirname(dest)} does not exist")
