@@ -149,3 +149,16 @@ def plan(state: str, instances: list[dict], expected: int | None = None) -> str 
     if state == "restarted":
         return "restart" if instances else "start"
     raise ValueError(f"unknown state {state!r}")
+
+
+def restart_growth(before: dict, after: dict) -> dict:
+    """What happened to a named app between two summaries taken some seconds apart.
+
+    `restarts` is the growth of pm2's restart counter, `replaced_pids` the workers that are gone (a worker
+    that died and was respawned shows here even when its counter was reset). A healthy app shows neither.
+    """
+    return {
+        "restarts": after["restarts"] - before["restarts"],
+        "unstable_restarts": after["unstable_restarts"] - before["unstable_restarts"],
+        "replaced_pids": sorted(set(before["pids"]) - set(after["pids"])),
+    }

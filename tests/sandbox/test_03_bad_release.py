@@ -1,0 +1,48 @@
+"""Deploy the bad release v1.0.0 over the good one: its migration reshapes data and messaging breaks."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.sandbox
+
+
+class TestBadRelease:
+    """Deploy v1.0.0 over the good release: its migration reshapes data and messaging breaks."""
+
+    @pytest.fixture(scope="class")
+    def deployed(self, sandbox, mongo):
+        before = {
+            "sample": mongo.messages.find_one(sort=[("_id", 1)]),
+            "collections": set(mongo.list_collection_names()),
+            "count": mongo.messages.count_documents({}),
+        }
+        result = sandbox._run("deploy.yml", extravars={"deploy_version": "v1.0.0"})
+        return before, result
+
+    def test_deploy_succeeds_and_reports_new_version(self, deployed, sandbox):
+        _, result = deployed
+        assert result.ok
+        health = sandbox.health()
+        assert health["version"] == "1.0.0"
+        assert health["status"] == "ok", "the bad release passes a naive health check"
+
+    def test_migration_reshapes_messages_and_bumps_schema(self, deployed, mongo):
+        before, _ = deployed
+        assert mongo.meta.find_one({"_id": "schema"})["version"] == 2
+        assert "message_reactions" in set(mongo.list_collection_names()) - before["collections"]
+        after = mongo.messages.find_one({"_id": before["sample"]["_id"]})
+        assert "text" not in after and "sender" not in after
+        assert after["body"]["text"] == before["sample"]["text"]
+        assert after["author"]["kind"] == before["sample"]["sender"]["kind"]
+        assert mongo.messages.count_documents({}) == before["count"]
+
+    def test_messaging_returns_5xx(self, deployed, client, synthetic_password):
+        assert client.login("synthetic-monitor", synthetic_password).status == 200
+        conversations = client.conversations()
+        assert conversations.status == 200
+        conversation_id = conversations.body["conversations"][0]["id"]
+        assert client.send(conversation_id, "are you there?").status >= 500
+        assert client.messages(conversation_id).status >= 500
+        metrics = client.request("GET", "/metrics")
+        assert metrics.body["responses_5xx"] >= 2
