@@ -20,6 +20,8 @@ ansible.module_utils.__path__.append(str(Path(__file__).resolve().parents[1] / "
 
 # Tests use their own sandbox directory and ports, so a user's sandbox on the default ports is untouched.
 TEST_PORT_BASE = "28080"
+# The sandbox database password: distinctive, so a test can prove it leaks into no output or file.
+DISTINCTIVE_DB_PASSWORD = "Zq7-distinctive-Pw-4471"
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +60,10 @@ def sandbox_first_run(sandbox_factory):
     if not shutil.which("ferretdb") or not shutil.which("pm2") or not shutil.which("nginx"):
         pytest.fail("ferretdb, pm2 and nginx must be installed: run scripts/install-deps.sh")
     assert not sandbox_factory.directory.exists()
+    secrets = sandbox_factory.directory / "secrets"
+    secrets.mkdir(parents=True, mode=0o700)
+    (secrets / "db-password").write_text(DISTINCTIVE_DB_PASSWORD + "\n")
+    (secrets / "db-password").chmod(0o600)
     return sandbox_factory.up()
 
 
