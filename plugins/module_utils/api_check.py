@@ -22,7 +22,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 
-PASS = "pass"
+PASS = "pass"  # noqa: S105 - a verdict, not a password
 FAIL = "fail"
 SKIP = "skip"
 
@@ -70,10 +70,28 @@ def normalize_version(version) -> str:
     return text[1:] if text[:1] in ("v", "V") and text[1:2].isdigit() else text
 
 
+class UnknownVersion(str):
+    """An expected version that could not be read (the reason is the string); the version check fails."""
+
+
+def release_version(path: str) -> str:
+    """The `version` of a release.json (the release `current` points to), or UnknownVersion(why)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            version = json.load(handle).get("version")
+    except (OSError, ValueError, AttributeError) as exc:
+        return UnknownVersion(f"{path} cannot be read: {getattr(exc, 'strerror', None) or exc}")
+    if not isinstance(version, str) or not version:
+        return UnknownVersion(f"{path} names no version")
+    return version
+
+
 def version_check(expected, actual, worker_versions=None, scope: str = "app") -> dict:
     """The release reported by /health (and by every worker, from /metrics) against the expected one."""
-    want = normalize_version(expected)
     have = normalize_version(actual) or None
+    if isinstance(expected, UnknownVersion):
+        return check("app_version", scope, have, None, "", FAIL, f"expected version unknown: {expected}")
+    want = normalize_version(expected)
     if not want:
         return check("app_version", scope, have, None, "", SKIP, "no expected version given")
     if have is None:
@@ -230,7 +248,8 @@ def status_check(name: str, result: HttpResult | None, expected: int, scope: str
     if result is None:
         return check(name, scope, None, expected, "http status", FAIL, f"not run: {not_run}")
     if result.status != expected:
-        return check(name, scope, result.status, expected, "http status", FAIL, describe(result, expected))
+        return check(name, scope, result.status, expected, "http status", FAIL,
+                     extra_problem or describe(result, expected))
     if extra_problem:
         return check(name, scope, result.status, expected, "http status", FAIL, extra_problem)
     return check(name, scope, result.status, expected, "http status", PASS, ok_detail or describe(result))
@@ -250,13 +269,13 @@ def health_checks(result: HttpResult, scope: str, expected_version, worker_versi
     has_body = "status" in body and "version" in body
     checks = []
     if result.status in (200, 503) and has_body:
-        checks.append(check("health_answers", "app", result.status, "200 or 503 with a health body", "http status",
+        checks.append(check("health_answers", "app", result.status, "200, or 503 with a health body", "http status",
                             PASS, f"status {body.get('status')}, db reachable: "
                                   f"{(body.get('db') or {}).get('reachable')}"))
     else:
         problem = describe(result) if not result.answered or result.status not in (200, 503) else \
             f"HTTP {result.status} without a health body (is this the app?)"
-        checks.append(check("health_answers", "app", result.status, "200 or 503 with a health body", "http status",
+        checks.append(check("health_answers", "app", result.status, "200, or 503 with a health body", "http status",
                             FAIL, problem))
     checks.append(version_check(expected_version, body.get("version"), worker_versions, "app"))
     if scope != "full":
@@ -298,7 +317,7 @@ def web_tier_check(result: HttpResult, server_header: str = "nginx") -> dict:
 class Options:
     scope: str = "full"
     user: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     expected_version: str = ""
     latency_threshold_ms: float = 3000.0
     max_5xx_rate: float = 0.0
@@ -349,6 +368,14 @@ def _metrics(api: Api) -> dict | None:
     return result.body if result.status == 200 and isinstance(result.body, dict) else None
 
 
+def pick_conversation(conversations: list, title: str) -> str | None:
+    """The synthetic user's conversation to write in: the one titled `title`, else its newest one, else None
+    (then one titled `title` is created)."""
+    own = [c for c in conversations if isinstance(c, dict) and c.get("id")]
+    titled = [c for c in own if c.get("title") == title]
+    return (titled or own or [{}])[0].get("id")
+
+
 def _messaging(api: Api, options: Options, token: str | None, threshold: float) -> list[dict]:
     """List conversations, send a synthetic message, read it back, delete it (and the bot's reply)."""
     checks = []
@@ -364,8 +391,7 @@ def _messaging(api: Api, options: Options, token: str | None, threshold: float) 
 
     conversation_id = None
     if isinstance(conversations, list):
-        conversation_id = next((c.get("id") for c in conversations
-                                if isinstance(c, dict) and c.get("title") == options.conversation_title), None)
+        conversation_id = pick_conversation(conversations, options.conversation_title)
         why = ""
     elif not why:
         why = "the conversations could not be listed"
@@ -392,9 +418,13 @@ def _messaging(api: Api, options: Options, token: str | None, threshold: float) 
     message_id = (body.get("message") or {}).get("id") if sent is not None and sent.status == 201 else None
     reply = body.get("reply") or {}
     reply_id = reply.get("id") if message_id else None
-    checks.append(status_check("messaging_send", sent, 201, "full", why,
-                               "" if sent is None or sent.status != 201 or (message_id and reply.get("text"))
-                               else "the answer holds no message or no bot reply",
+    send_problem = ""
+    if sent is not None and sent.status == 201 and not (message_id and reply.get("text")):
+        send_problem = "the answer holds no message or no bot reply"
+    elif sent is not None and sent.status != 201:
+        send_problem = (describe(sent, 201) + "; the app may have stored the message anyway, it cannot be deleted "
+                        "without its id")
+    checks.append(status_check("messaging_send", sent, 201, "full", why, send_problem,
                                "message sent, the bot replied"))
     checks.append(latency_check("latency_send_message", sent, threshold, "full", why))
 
@@ -416,7 +446,7 @@ def _messaging(api: Api, options: Options, token: str | None, threshold: float) 
     written = [i for i in (message_id, reply_id) if i]
     if not written:
         checks.append(check("messaging_cleanup", "full", 0, 0, "messages", SKIP,
-                            "nothing to delete: no message was written"))
+                            "nothing to delete: no message id was returned"))
         return checks
     deleted, problems = 0, []
     for ident in written:

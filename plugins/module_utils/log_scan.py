@@ -42,11 +42,11 @@ _PREFIX = re.compile(
 
 _REDACTIONS = (
     # scheme://user:password@host
-    (re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@\"']*:)[^@\s\"']*(?=@)"), r"\g<keep>***"),
+    (re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@\"']*:)[^@\s/\"']*(?=@)"), r"\g<keep>***"),
     # Authorization: Bearer xxx
     (re.compile(r"(?i)(?P<keep>\bbearer\s+)[A-Za-z0-9._~+/=-]+"), r"\g<keep>***"),
     # token=xxx, "access_token":"xxx", password: xxx, secret=xxx, api_key=xxx
-    (re.compile(r"(?i)(?P<keep>[\"']?[\w-]*(?:token|password|passwd|secret|api[_-]?key)[\w-]*[\"']?\s*[:=]\s*"
+    (re.compile(r"(?i)(?P<keep>[\"']?[\w-]*(?:token|password|passwd|secret|bypass|api[_-]?key)[\w-]*[\"']?\s*[:=]\s*"
                 r"[\"']?)(?!\*\*\*)[^\"'\s,;&}]+"), r"\g<keep>***"),
 )
 
@@ -190,6 +190,8 @@ def scan(paths, since: datetime.datetime, patterns=DEFAULT_PATTERNS, max_bytes: 
         verdict = SKIP
     else:
         verdict = PASS
+    if samples:
+        parts.append("first: " + samples[0])
     detail = "; ".join(parts)
     value = total if present else None
     return {"check": check(name, scope, value, 0, "lines", verdict, detail), "samples": samples, "files": files,

@@ -16,8 +16,8 @@ description:
     (and every worker does, from C(/metrics)); the synthetic user logs in, within the latency threshold.
   - O(scope=full) (post-rollback verification) adds - C(/health) status ok and the database schema compatible;
     the web URL is answered by nginx (C(Server) header); list the synthetic user's conversations, send a message
-    in conversation O(conversation_title) (created when missing), read it back, then delete it and the bot's
-    reply; the response time of login, list conversations, send and list messages against
+    in a conversation of the synthetic user (see O(conversation_title)), read it back, then delete it and the
+    bot's reply; the response time of login, list conversations, send and list messages against
     O(latency_threshold_ms); the share of 5xx answers between two C(/metrics) samples taken before and after
     these requests, against O(max_5xx_rate); the share since the workers started, for information.
   - A latency equal to the threshold passes (the plan's trigger is "response times > 3 seconds"); missing data
@@ -50,9 +50,17 @@ options:
     type: str
     default: ""
   expected_version:
-    description: Release the platform must report (C(v0.9.0) and C(0.9.0) are the same); empty skips the check.
+    description:
+      - Release the platform must report (C(v0.9.0) and C(0.9.0) are the same).
+      - When empty, the C(version) of O(release_file) is expected; when both are empty the check is skipped.
     type: str
     default: ""
+  release_file:
+    description:
+      - A C(release.json) on the managed host whose C(version) is the expected release when O(expected_version)
+        is empty, for example C(/opt/chatbot-platform/current/release.json) (the release C(current) points to).
+        An unreadable file makes the version check fail.
+    type: path
   latency_threshold_ms:
     description: Largest acceptable response time of a critical operation, in milliseconds (equal passes).
     type: float
@@ -62,7 +70,9 @@ options:
     type: float
     default: 0.0
   conversation_title:
-    description: Title of the synthetic user's conversation the test message is sent in (created when missing).
+    description:
+      - The test message is sent in the synthetic user's conversation with this title, else in its newest
+        conversation; a conversation with this title is created only when the user has none.
     type: str
     default: synthetic verification
   server_header:
@@ -90,7 +100,9 @@ attributes:
 notes:
   - The only data it writes is the synthetic message, through the app's own API, and it deletes it (and the bot's
     reply) before it returns, so it reports RV(changed=false). As any login does, logging in creates a session
-    that expires on its own; the conversation O(conversation_title) is created once and reused.
+    that expires on its own (12 h); sending moves the conversation's C(updated_at); a conversation is created
+    once when the synthetic user has none. A send that fails with 5xx may have stored the message; without its id
+    it cannot be deleted (the detail says so).
 """
 
 EXAMPLES = r"""
@@ -137,7 +149,7 @@ summary:
   type: str
 """
 
-from ansible.module_utils.api_check import Api, Options, failed, run_checks, summary
+from ansible.module_utils.api_check import Api, Options, failed, release_version, run_checks, summary
 from ansible.module_utils.basic import AnsibleModule
 
 
@@ -150,6 +162,7 @@ def main() -> None:
             "password": {"type": "str", "required": True, "no_log": True},
             "bypass_token": {"type": "str", "default": "", "no_log": True},
             "expected_version": {"type": "str", "default": ""},
+            "release_file": {"type": "path"},
             "latency_threshold_ms": {"type": "float", "default": 3000},
             "max_5xx_rate": {"type": "float", "default": 0.0},
             "conversation_title": {"type": "str", "default": "synthetic verification"},
@@ -163,13 +176,16 @@ def main() -> None:
     params = module.params
     if not params["url"].startswith(("http://", "https://")):
         module.fail_json(msg="url must start with http:// or https://")
+    expected = params["expected_version"]
+    if not expected and params["release_file"]:
+        expected = release_version(params["release_file"])
     api = Api(params["url"], timeout=params["timeout"], bypass_token=params["bypass_token"],
               use_proxy=params["use_proxy"])
     options = Options(
         scope=params["scope"],
         user=params["user"],
         password=params["password"],
-        expected_version=params["expected_version"],
+        expected_version=expected,
         latency_threshold_ms=params["latency_threshold_ms"],
         max_5xx_rate=params["max_5xx_rate"],
         write=not module.check_mode,

@@ -11,8 +11,9 @@ description:
   - Reads the tail (O(max_bytes)) of each log file and counts the lines written since O(since) that contain
     one of O(patterns). Returns one verification check C({name, scope, value, threshold, unit, verdict, detail})
     (value - the number of error lines, threshold 0) and up to 5 sample lines.
-  - The time of a line is its pm2 prefix (C(time: true) writes C(YYYY-MM-DDTHH:MM:SS: ) in the host's local
-    time); lines without a prefix (the rest of a stack trace) belong to the last prefixed line before them.
+  - The time of a line is its pm2 prefix (with the pm2 option C(time) on, pm2 writes C(YYYY-MM-DDTHH:MM:SS:) and a
+    space in the host's local time); lines without a prefix (the rest of a stack trace) belong to the last
+    prefixed line before them.
     Lines at the start of the tail, before its first prefix, belong to an entry whose prefix was cut off and
     are not counted. A file without any prefix is scanned whole when it was modified since O(since).
   - Sample lines are redacted - passwords in URIs (C(scheme://user:***@host)), bearer tokens and

@@ -1,0 +1,160 @@
+#!/usr/bin/python
+"""Ansible module: read-only health checks of a pm2 application (online instances, restart loops)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pm2_health
+short_description: Check that a pm2 application is online and not restart-looping
+description:
+  - Samples C(pm2 jlist) twice, O(observe_s) seconds apart, and returns three verification checks
+    C({name, scope, value, threshold, unit, verdict, detail}) -
+    C(pm2_online) (instances online at the second sample against O(instances); every instance must be online),
+    C(pm2_restarts) (growth of the restart counter between the samples, and workers replaced, against 0) and
+    C(pm2_unstable_restarts) (pm2's count of restarts within C(min_uptime), against O(max_unstable_restarts)).
+  - It never starts a pm2 daemon - when none runs in O(pm2_home) the application counts as not running.
+  - It never fails because a check failed; the caller decides. Read-only, never reports a change.
+    Only whitelisted process fields are returned (pm2's process environment can hold secrets).
+version_added: "0.1.0"
+author: Chatbot platform rollback toolkit
+options:
+  name:
+    description: The pm2 application name.
+    type: str
+    required: true
+  pm2_home:
+    description: PM2_HOME of the pm2 daemon that runs the application.
+    type: path
+    required: true
+  pm2_binary:
+    description: The pm2 executable; looked up in PATH when not an absolute path.
+    type: str
+    default: pm2
+  instances:
+    description: Number of instances expected online; when not given, at least one.
+    type: int
+  observe_s:
+    description: Seconds between the two samples; C(0) takes one sample (no restart check).
+    type: float
+    default: 5
+  max_unstable_restarts:
+    description:
+      - Largest acceptable C(unstable_restarts) (pm2 keeps this count for the life of the process list; C(pm2 reset
+        NAME) clears it after a crash loop was dealt with).
+    type: int
+    default: 0
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same way in check mode.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Check the app's workers over five seconds
+  pm2_health:
+    name: app
+    pm2_home: /opt/chatbot-platform/.pm2
+    instances: 2
+    observe_s: 5
+  register: pm2
+"""
+
+RETURN = r"""
+checks:
+  description: The checks C(pm2_online), C(pm2_restarts) and C(pm2_unstable_restarts).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {"name": "pm2_online", "scope": "app", "value": 2, "threshold": 2, "unit": "instances",
+       "verdict": "pass", "detail": "statuses: online"}
+before:
+  description: Summary of the application at the first sample.
+  returned: always
+  type: dict
+  sample: {"instances": 2, "online": 2, "statuses": ["online"], "restarts": 0, "unstable_restarts": 0,
+           "pids": [101, 102], "cwd": ["/opt/chatbot-platform/releases/v0.9.0"]}
+after:
+  description: Summary of the application at the second sample (equal to RV(before) when O(observe_s=0)).
+  returned: always
+  type: dict
+"""
+
+import time
+
+from ansible.module_utils.api_check import FAIL, PASS, SKIP, check
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pm2 import Pm2, Pm2Error, is_running, restart_growth, select, summarize
+
+
+def checks_of(first: list[dict], second: list[dict], expected: int | None, observe_s: float, max_unstable: int,
+              name: str, daemon: bool) -> list[dict]:
+    """The three verdicts from two samples of the app's instances."""
+    before, after = summarize(first), summarize(second)
+    wanted = expected if expected is not None else ">= 1"
+    statuses = ", ".join(after["statuses"]) or "none"
+    if not after["instances"]:
+        reason = f"pm2 runs no application named {name!r}" if daemon else "no pm2 daemon runs in this pm2_home"
+        online = check("pm2_online", "app", 0, wanted, "instances", FAIL, reason)
+    else:
+        running = is_running(second, expected)
+        online = check("pm2_online", "app", after["online"], wanted, "instances", PASS if running else FAIL,
+                       f"{after['instances']} instances, statuses: {statuses}")
+    if observe_s <= 0:
+        restarts = check("pm2_restarts", "app", None, 0, "restarts", SKIP, "observe_s is 0: one sample only")
+    elif not after["instances"]:
+        restarts = check("pm2_restarts", "app", None, 0, "restarts", FAIL, "not running")
+    else:
+        growth = restart_growth(before, after)
+        bad = growth["restarts"] > 0 or growth["replaced_pids"]
+        detail = f"{growth['restarts']} restarts in {observe_s:g} s"
+        if growth["replaced_pids"]:
+            detail += f"; workers replaced (pids gone: {', '.join(map(str, growth['replaced_pids']))})"
+        restarts = check("pm2_restarts", "app", max(growth["restarts"], len(growth["replaced_pids"])), 0,
+                         "restarts", FAIL if bad else PASS, detail)
+    if not after["instances"]:
+        unstable = check("pm2_unstable_restarts", "app", None, max_unstable, "restarts", FAIL, "not running")
+    else:
+        count = after["unstable_restarts"]
+        unstable = check("pm2_unstable_restarts", "app", count, max_unstable, "restarts",
+                         PASS if count <= max_unstable else FAIL,
+                         "restarts within min_uptime since the processes were started (pm2 reset clears them)")
+    return [online, restarts, unstable]
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "pm2_home": {"type": "path", "required": True},
+            "pm2_binary": {"type": "str", "default": "pm2"},
+            "instances": {"type": "int"},
+            "observe_s": {"type": "float", "default": 5},
+            "max_unstable_restarts": {"type": "int", "default": 0},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    binary = params["pm2_binary"]
+    if "/" not in binary:
+        binary = module.get_bin_path(binary, required=True)
+    pm2 = Pm2(binary=binary, home=params["pm2_home"])
+    try:
+        first = select(pm2.processes(), params["name"])
+        if params["observe_s"] > 0:
+            time.sleep(params["observe_s"])
+            second = select(pm2.processes(), params["name"])
+        else:
+            second = first
+    except Pm2Error as exc:
+        module.fail_json(msg=str(exc))
+    checks = checks_of(first, second, params["instances"], params["observe_s"], params["max_unstable_restarts"],
+                       params["name"], pm2.daemon_running())
+    module.exit_json(changed=False, checks=checks, before=summarize(first), after=summarize(second))
+
+
+if __name__ == "__main__":
+    main()
