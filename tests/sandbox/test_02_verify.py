@@ -20,11 +20,12 @@ CHECK_KEYS = {"name", "scope", "value", "threshold", "unit", "verdict", "detail"
 
 
 def _published(result) -> dict[str, list[dict]]:
-    """verification.<host> as published with set_stats, from the runner's job events."""
+    """verification.<scope>.<host> as published with set_stats (one scope per run here), by host."""
     for path in sorted((Path(result.artifacts_dir) / "job_events").glob("*.json")):
         event = json.loads(path.read_text())
         if event.get("event") == "playbook_on_stats":
-            return event["event_data"].get("artifact_data", {}).get("verification", {})
+            by_scope = event["event_data"].get("artifact_data", {}).get("verification", {})
+            return {host: checks for hosts in by_scope.values() for host, checks in hosts.items()}
     raise AssertionError(f"no playbook_on_stats event in {result.artifacts_dir}")
 
 

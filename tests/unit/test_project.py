@@ -31,8 +31,8 @@ def test_every_role_has_argument_specs_readme_and_prefixed_defaults(project):
     roles = sorted(p for p in (project / "roles").iterdir() if p.is_dir())
     assert roles
     for role in roles:
-        specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())
-        options = specs["argument_specs"]["main"]["options"]
+        specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+        options = {name: option for entry in specs.values() for name, option in entry.get("options", {}).items()}
         assert (role / "README.md").is_file(), f"{role.name} has no README.md"
         defaults_file = role / "defaults" / "main.yml"
         defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.exists() else {}
