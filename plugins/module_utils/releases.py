@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-VERSION_RE = re.compile(r"^v(\d{1,4})\.(\d{1,4})\.(\d{1,4})$")
+VERSION_RE = re.compile(r"v(\d{1,4})\.(\d{1,4})\.(\d{1,4})")  # use fullmatch: "$" accepts a trailing newline
 EVENTS = ("deployed", "rolled_back", "marked_bad", "marked_good")
 MANIFEST_NAME = "manifest.jsonl"
 
@@ -23,14 +23,14 @@ class ManifestError(ValueError):
 
 def check_version(version: object) -> str:
     """The version when it is vMAJOR.MINOR.PATCH; ManifestError naming the bad input otherwise."""
-    if not isinstance(version, str) or not VERSION_RE.match(version):
+    if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
         raise ManifestError(f"release version {json.dumps(version)} is malformed: expected vMAJOR.MINOR.PATCH, "
                             "e.g. v0.9.0")
     return version
 
 
 def version_key(version: str) -> tuple[int, int, int]:
-    match = VERSION_RE.match(version)
+    match = VERSION_RE.fullmatch(version)
     if not match:
         raise ManifestError(f"not a release version: {version!r}")
     return tuple(int(part) for part in match.groups())
@@ -135,7 +135,7 @@ def prunable(manifest: Manifest, keep: int, protected: set[str], on_disk: set[st
     order = {version: index for index, version in enumerate(manifest.deploy_history())}
     good = [v for v in on_disk if releases[v].status == "good" and v not in protected]
     good.sort(key=lambda v: (order.get(v, -1), version_key(v)), reverse=True)
-    kept_slots = max(0, keep - len({v for v in protected if v in on_disk}))
+    kept_slots = max(0, keep - len({v for v in protected if v in on_disk and releases[v].status == "good"}))
     return sorted(good[kept_slots:], key=version_key)
 
 
@@ -181,7 +181,7 @@ def releases_on_disk(releases_dir: str) -> set[str]:
         names = os.listdir(releases_dir)
     except FileNotFoundError:
         return set()
-    return {name for name in names if VERSION_RE.match(name)
+    return {name for name in names if VERSION_RE.fullmatch(name)
             and os.path.isfile(os.path.join(releases_dir, name, "release.json"))}
 
 
@@ -191,4 +191,4 @@ def current_version(root: str) -> str | None:
     except OSError:
         return None
     name = os.path.basename(target.rstrip("/"))
-    return name if VERSION_RE.match(name) else None
+    return name if VERSION_RE.fullmatch(name) else None

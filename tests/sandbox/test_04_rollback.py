@@ -65,13 +65,15 @@ def deployed_bad_release(sandbox, synthetic_password, mongo):
         ({"rollback_to": "v1; rm -rf /"}, 'rollback target "v1; rm -rf /" is malformed'),
         ({"rollback_to": "../../etc"}, 'rollback target "../../etc" is malformed'),
         ({"rollback_to": ""}, 'rollback target "" is malformed'),
+        ({"rollback_to": "v0.9.0\n"}, 'rollback target "v0.9.0\\n" is malformed'),
         ({"rollback_to": "v0.9.0", "backup": "no-such-backup"}, "no-such-backup"),
         ({"rollback_to": "v0.9.0", "database": "sometimes"}, "database must be auto, yes or no"),
         ({"rollback_to": "v0.9.0",
           "chatbot_mongodb_uri": f"mongodb://chatbot:{DISTINCTIVE_DB_PASSWORD}@127.0.0.1:9/chatbot-platform"},
          "127.0.0.1:9"),
     ],
-    ids=["unknown", "injection", "traversal", "empty", "missing-backup", "bad-database-choice", "db-unreachable"],
+    ids=["unknown", "injection", "traversal", "empty", "trailing-newline", "missing-backup", "bad-database-choice",
+         "db-unreachable"],
 )
 def test_bad_input_fails_in_preflight_and_changes_nothing(deployed_bad_release, sandbox, mongo, extravars, expected):
     before = _state(sandbox, mongo)
@@ -178,6 +180,25 @@ def test_check_mode_on_the_rolled_back_system_changes_nothing(rolled_back, sandb
     result = sandbox._run("rollback.yml", extravars=ROLLBACK_VARS, check=True)
     assert result.ok
     assert result.changed_count == 0, result.changed_hosts
+
+
+def test_target_not_on_disk_is_built_from_its_git_tag(rolled_back, sandbox):
+    """The plan's own path: check the tag out, npm ci, npm run build, then switch (here: back to v1.0.0,
+    after an operator cleared its bad mark and its directory was pruned)."""
+    root = _root(sandbox)
+    shutil.rmtree(root / "releases" / "v1.0.0")
+    cleared = sandbox._run("app_rollback.yml", extravars={"rollback_to": "v1.0.0"}, raise_on_failure=False)
+    assert not cleared.ok and "marked bad" in _failure_text(cleared), "a bad release is refused as a target"
+    entry = {"event": "marked_good", "version": "v1.0.0", "at": "2026-01-01T00:00:00Z", "actor": "pytest"}
+    with (root / "releases" / "manifest.jsonl").open("a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+    result = sandbox._run("app_rollback.yml", extravars={"rollback_to": "v1.0.0", "incident_id": "INC-PYTEST-2"})
+    assert result.ok
+    assert (root / "releases" / "v1.0.0" / "dist" / "server.js").is_file()
+    built = json.loads((root / "releases" / "v1.0.0" / "release.json").read_text())
+    assert built["version"] == "v1.0.0" and len(built["git_sha"]) == 40
+    assert os.readlink(root / "current") == "releases/v1.0.0"
+    assert sandbox.health()["version"] == "1.0.0"
 
 
 def test_database_password_appears_in_no_output_or_file(rolled_back, sandbox):
