@@ -82,6 +82,23 @@ class Pm2:
         return parse_jlist(self.run("jlist", timeout=60))
 
 
+def pm2_argument_spec() -> dict:
+    """Options every pm2 module takes (documented by the `pm2` doc fragment)."""
+    return {
+        "name": {"type": "str", "required": True},
+        "pm2_home": {"type": "path", "required": True},
+        "pm2_binary": {"type": "str", "default": "pm2"},
+    }
+
+
+def pm2_from_module(module) -> Pm2:
+    """The Pm2 of a module's pm2_binary (looked up in PATH unless a path) and pm2_home."""
+    binary = module.params["pm2_binary"]
+    if "/" not in binary:
+        binary = module.get_bin_path(binary, required=True)
+    return Pm2(binary=binary, home=module.params["pm2_home"])
+
+
 def parse_jlist(text: str) -> list[dict]:
     """Turn `pm2 jlist` output into a list of safe process summaries."""
     start = text.find("[")

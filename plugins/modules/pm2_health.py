@@ -87,7 +87,15 @@ import time
 
 from ansible.module_utils.api_check import FAIL, PASS, SKIP, check
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pm2 import Pm2, Pm2Error, is_running, restart_growth, select, summarize
+from ansible.module_utils.pm2 import (
+    Pm2Error,
+    is_running,
+    pm2_argument_spec,
+    pm2_from_module,
+    restart_growth,
+    select,
+    summarize,
+)
 
 
 def checks_of(first: list[dict], second: list[dict], expected: int | None, observe_s: float, max_unstable: int,
@@ -128,9 +136,7 @@ def checks_of(first: list[dict], second: list[dict], expected: int | None, obser
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "name": {"type": "str", "required": True},
-            "pm2_home": {"type": "path", "required": True},
-            "pm2_binary": {"type": "str", "default": "pm2"},
+            **pm2_argument_spec(),
             "instances": {"type": "int"},
             "observe_s": {"type": "float", "default": 5},
             "max_unstable_restarts": {"type": "int", "default": 0},
@@ -138,10 +144,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    binary = params["pm2_binary"]
-    if "/" not in binary:
-        binary = module.get_bin_path(binary, required=True)
-    pm2 = Pm2(binary=binary, home=params["pm2_home"])
+    pm2 = pm2_from_module(module)
     try:
         first = select(pm2.processes(), params["name"])
         if params["observe_s"] > 0:

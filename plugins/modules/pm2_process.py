@@ -121,7 +121,16 @@ processes:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pm2 import Pm2, Pm2Error, is_running, plan, select, summarize
+from ansible.module_utils.pm2 import (
+    Pm2,
+    Pm2Error,
+    is_running,
+    plan,
+    pm2_argument_spec,
+    pm2_from_module,
+    select,
+    summarize,
+)
 
 
 def _command(action: str, params: dict) -> list[str]:
@@ -161,14 +170,12 @@ def _wait(pm2: Pm2, params: dict, action: str) -> list[dict]:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "name": {"type": "str", "required": True},
+            **pm2_argument_spec(),
             "state": {
                 "type": "str",
                 "default": "started",
                 "choices": ["started", "stopped", "reloaded", "restarted", "absent"],
             },
-            "pm2_home": {"type": "path", "required": True},
-            "pm2_binary": {"type": "str", "default": "pm2"},
             "ecosystem": {"type": "path"},
             "script": {"type": "path"},
             "interpreter": {"type": "str"},
@@ -181,10 +188,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    binary = params["pm2_binary"]
-    if "/" not in binary:
-        binary = module.get_bin_path(binary, required=True)
-    pm2 = Pm2(binary=binary, home=params["pm2_home"])
+    pm2 = pm2_from_module(module)
 
     try:
         instances = select(pm2.processes(), params["name"])
