@@ -7,18 +7,19 @@ import pytest
 pytestmark = pytest.mark.sandbox
 
 
+@pytest.fixture(scope="module")
+def deployed(sandbox, mongo):
+    before = {
+        "sample": mongo.messages.find_one(sort=[("_id", 1)]),
+        "collections": set(mongo.list_collection_names()),
+        "count": mongo.messages.count_documents({}),
+    }
+    result = sandbox._run("deploy.yml", extravars={"deploy_version": "v1.0.0"})
+    return before, result
+
+
 class TestBadRelease:
     """Deploy v1.0.0 over the good release: its migration reshapes data and messaging breaks."""
-
-    @pytest.fixture(scope="class")
-    def deployed(self, sandbox, mongo):
-        before = {
-            "sample": mongo.messages.find_one(sort=[("_id", 1)]),
-            "collections": set(mongo.list_collection_names()),
-            "count": mongo.messages.count_documents({}),
-        }
-        result = sandbox._run("deploy.yml", extravars={"deploy_version": "v1.0.0"})
-        return before, result
 
     def test_deploy_succeeds_and_reports_new_version(self, deployed, sandbox):
         _, result = deployed

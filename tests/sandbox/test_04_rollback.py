@@ -67,7 +67,7 @@ def deployed_bad_release(sandbox, synthetic_password, mongo):
         ({"rollback_to": ""}, 'rollback target "" is malformed'),
         ({"rollback_to": "v0.9.0\n"}, 'rollback target "v0.9.0\\n" is malformed'),
         ({"rollback_to": "v0.9.0", "backup": "no-such-backup"}, "no-such-backup"),
-        ({"rollback_to": "v0.9.0", "database": "sometimes"}, "database must be auto, yes or no"),
+        ({"rollback_to": "v0.9.0", "database": "sometimes"}, "must be one of: auto, yes, no, got: sometimes"),
         ({"rollback_to": "v0.9.0",
           "chatbot_mongodb_uri": f"mongodb://chatbot:{DISTINCTIVE_DB_PASSWORD}@127.0.0.1:9/chatbot-platform"},
          "127.0.0.1:9"),
