@@ -152,7 +152,7 @@ def test_writes_since_the_deployment_are_in_the_pre_restore_snapshot(rolled_back
     wanted, found = set(deployed_bad_release), set()
     handle, reader = open_archive(str(snapshots[0]))
     with handle:
-        for _db, collection, _metadata, documents in reader.collections():
+        for _db, collection, _metadata, documents in reader.collections_data():
             ids = {document_id(raw) for raw in documents}
             if collection == "messages":
                 found = ids & wanted
