@@ -43,10 +43,12 @@ for cmd in node npm go python3; do
 done
 
 step "pm2 $PM2_VERSION"
-if [ "$(PM2_HOME=/tmp/.pm2-version pm2 --version 2>/dev/null | tail -n 1)" != "$PM2_VERSION" ]; then
+# Read the installed version from its package.json: `pm2 --version` would start a pm2 daemon.
+installed_pm2=$(node -p "require('$(npm root -g)/pm2/package.json').version" 2>/dev/null || true)
+if [ "$installed_pm2" != "$PM2_VERSION" ]; then
   npm install -g --no-audit --no-fund --loglevel=error "pm2@$PM2_VERSION" >/dev/null
 fi
-rm -rf /tmp/.pm2-version
+command -v pm2 >/dev/null || { echo "install-deps: pm2 is not on PATH after npm install -g" >&2; exit 1; }
 echo "pm2 $PM2_VERSION"
 
 step "FerretDB"
