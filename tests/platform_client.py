@@ -21,10 +21,13 @@ class PlatformClient:
         self.timeout = timeout
         self.token: str | None = None
 
-    def request(self, method: str, path: str, payload: dict | None = None) -> Response:
+    def request(self, method: str, path: str, payload: dict | None = None,
+                headers: dict[str, str] | None = None) -> Response:
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
