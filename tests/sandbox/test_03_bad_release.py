@@ -47,3 +47,28 @@ class TestBadRelease:
         assert client.messages(conversation_id).status >= 500
         metrics = client.request("GET", "/metrics")
         assert metrics.body["responses_5xx"] >= 2
+
+
+def test_deploy_took_a_verified_backup_of_data_and_configuration(deployed, sandbox):
+    import json
+    import stat
+    import tarfile
+
+    from ..conftest import DISTINCTIVE_DB_PASSWORD
+
+    backups = sandbox.directory / "backups"
+    manifest = json.loads((backups / "pre-deploy-v1.0.0.manifest.json").read_text())
+    assert manifest["release"] == "v0.9.0"
+    assert manifest["labels"]["deploying"] == "v1.0.0"
+    assert manifest["collections"]["messages"]["count"] >= 4000
+    assert len(manifest["sha256"]) == 64
+    for name in ("pre-deploy-v1.0.0.archive.gz", "pre-deploy-v1.0.0.manifest.json"):
+        assert stat.S_IMODE((backups / name).stat().st_mode) == 0o600
+    config = backups / "config-sandbox-app"
+    with tarfile.open(config / "pre-deploy-v1.0.0.config.tar.gz") as archive:
+        members = {m.name.rsplit("/", 1)[-1]: m for m in archive.getmembers()}
+    assert {"chatbot.conf", "ecosystem.config.js", "app.env"} <= set(members)
+    assert stat.S_IMODE(members["app.env"].mode) == 0o600, "permissions are kept"
+    names = (config / "pre-deploy-v1.0.0.env-names.json").read_text()
+    assert "MONGODB_URI" in json.loads(names)["names"]
+    assert DISTINCTIVE_DB_PASSWORD not in names, "names, never values"
