@@ -18,19 +18,9 @@ description:
     Only whitelisted process fields are returned (pm2's process environment can hold secrets).
 version_added: "0.1.0"
 author: Chatbot platform rollback toolkit
+extends_documentation_fragment:
+  - pm2
 options:
-  name:
-    description: The pm2 application name.
-    type: str
-    required: true
-  pm2_home:
-    description: PM2_HOME of the pm2 daemon that runs the application.
-    type: path
-    required: true
-  pm2_binary:
-    description: The pm2 executable; looked up in PATH when not an absolute path.
-    type: str
-    default: pm2
   instances:
     description: Number of instances expected online; when not given, at least one.
     type: int

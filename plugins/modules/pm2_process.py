@@ -18,24 +18,14 @@ description:
     secrets) is never returned.
 version_added: "0.1.0"
 author: Chatbot platform rollback toolkit
+extends_documentation_fragment:
+  - pm2
 options:
-  name:
-    description: The pm2 application name.
-    type: str
-    required: true
   state:
     description: Desired state.
     type: str
     choices: [started, stopped, reloaded, restarted, absent]
     default: started
-  pm2_home:
-    description: PM2_HOME of the pm2 daemon that runs the application.
-    type: path
-    required: true
-  pm2_binary:
-    description: The pm2 executable; looked up in PATH when not an absolute path.
-    type: str
-    default: pm2
   ecosystem:
     description:
       - An ecosystem file that declares the application. Used to start, reload and restart it
@@ -70,8 +60,6 @@ attributes:
     support: full
   diff_mode:
     support: none
-notes:
-  - Sets C(PM2_HOME) for every call, never relies on the caller's environment.
 """
 
 EXAMPLES = r"""
