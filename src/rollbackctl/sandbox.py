@@ -30,13 +30,17 @@ class Sandbox:
         return Path(os.environ.get(DIR_ENV) or self.project / ".sandbox").resolve()
 
     @property
+    def runs_dir(self) -> Path:
+        """ansible-runner's artifacts, beside the sandbox (kept when the sandbox is torn down)."""
+        return self.directory.with_name("." + self.directory.name.lstrip(".") + "-runs")
+
+    @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{int(os.environ.get(PORT_ENV) or DEFAULT_PORT_BASE)}"
 
     def _run(self, playbook: str, **kwargs) -> PlaybookResult:
-        runs = self.directory.parent / f".{self.directory.name}-runs"
         return run_playbook(project=self.project, playbook=playbook, inventory=self.inventory,
-                            runs_dir=runs, **kwargs)
+                            runs_dir=self.runs_dir, **kwargs)
 
     def up(self, **kwargs) -> PlaybookResult:
         return self._run("platform.yml", **kwargs)

@@ -207,7 +207,7 @@ def test_database_password_appears_in_no_output_or_file(rolled_back, sandbox):
         _root(sandbox) / "shared" / "app.env",
         sandbox.directory / "db" / "ferretdb.env",
     }
-    roots = [sandbox.directory, sandbox.directory.parent / f".{sandbox.directory.name}-runs"]
+    roots = [sandbox.directory, sandbox.runs_dir]
     leaks = []
     for root in roots:
         for path in root.rglob("*"):
