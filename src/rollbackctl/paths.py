@@ -46,7 +46,7 @@ def incident_path(incident_id: str, base: str | os.PathLike | None = None) -> Pa
     root = incidents_dir(base)
     path = root / incident_id
     if not (path / "incident.json").is_file():
-        known = sorted(p.name for p in root.glob("*/incident.json")) if root.is_dir() else []
-        hint = f"; known incidents: {', '.join(p.split('/')[0] for p in known[-5:])}" if known else ""
+        known = sorted(p.parent.name for p in root.glob("*/incident.json")) if root.is_dir() else []
+        hint = f"; latest known: {', '.join(known[-5:])}" if known else ""
         raise IncidentNotFound(f"no incident record {incident_id!r} in {root}{hint}")
     return path
