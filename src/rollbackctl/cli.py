@@ -7,15 +7,24 @@ import json
 import sys
 
 from . import __version__
+from .commands import add_run_parsers
 from .errors import PlaybookFailed, RollbackctlError
+from .matrix import add_decide_parser
 from .project import find_project
+from .report import add_report_parser
 from .sandbox import DIR_ENV, PORT_ENV, Sandbox
+from .triggers import add_triggers_parser
 
-EXIT_CODES = """exit codes:
+EXIT_CODES = """exit codes (each command's --help has its own):
   0  success
   1  error (message on stderr)
   2  usage error, or the project (playbooks, roles) was not found
-  3  a playbook failed (the failing host, task and message are printed)
+  3  a playbook or phase failed (the failing host, task and message are printed)
+  4  refused: no rollback authority under the plan
+  5  locked: another rollback holds the environment
+  6  triggers: at least one rollback trigger fired
+  7  triggers: the metrics source is unreadable
+  130 interrupted
 """
 
 
@@ -43,7 +52,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollbackctl",
-        description="Roll back the chatbot platform (pm2, MongoDB, nginx) with Ansible and keep an incident record.",
+        description=(
+            "Roll back the chatbot platform (pm2, MongoDB, nginx) with Ansible and keep an incident record.\n"
+            "  decide    the plan's Rollback Decision Matrix\n"
+            "  triggers  evaluate the plan's Rollback Triggers from observations or Prometheus\n"
+            "  run       run the rollback under decision authority, with a lock and an incident record\n"
+            "  resume    continue a stopped or interrupted rollback\n"
+            "  rehearse  the plan's Rollback Testing on the sandbox (or a staging inventory)\n"
+            "  report    render an incident record (md or html)\n"
+            "  sandbox   the local sandbox platform"),
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -65,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="up: provision (idempotent); down: stop and remove; status: /health through nginx")
     sandbox.add_argument("--check", action="store_true", help="report what would change, change nothing")
     sandbox.set_defaults(func=cmd_sandbox)
+    add_decide_parser(sub)
+    add_triggers_parser(sub)
+    add_run_parsers(sub)
+    add_report_parser(sub)
     return parser
 
 

@@ -27,6 +27,7 @@ class PlaybookResult:
     stats: dict[str, dict[str, int]]
     artifacts_dir: str
     failures: list[dict[str, Any]] = field(default_factory=list)
+    custom_stats: dict[str, Any] = field(default_factory=dict)  # what the playbook published with set_stats
 
     @property
     def ok(self) -> bool:
@@ -79,16 +80,20 @@ def run_playbook(
     envvars: dict[str, str] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     raise_on_failure: bool = True,
+    cancel_callback: Callable[[], bool] | None = None,
 ) -> PlaybookResult:
     """Run `playbooks/<playbook>` of `project` against `inventory` with ansible-runner."""
     runs_dir = Path(runs_dir) if runs_dir else Path(tempfile.gettempdir()) / "rollbackctl-runs"
     runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     failures: list[dict[str, Any]] = []
+    custom_stats: dict[str, Any] = {}
 
     def handler(event: dict[str, Any]) -> bool:
         failure = _failure(event)
         if failure:
             failures.append(failure)
+        if event.get("event") == "playbook_on_stats":
+            custom_stats.update(event.get("event_data", {}).get("artifact_data") or {})
         if on_event:
             on_event(event)
         return True  # keep the event in the artifacts
@@ -113,6 +118,7 @@ def run_playbook(
             quiet=True,
             suppress_env_files=True,
             event_handler=handler,
+            **({"cancel_callback": cancel_callback} if cancel_callback else {}),
         )
     finally:
         vars_file.unlink(missing_ok=True)
@@ -124,6 +130,7 @@ def run_playbook(
         stats=runner.stats or {},
         artifacts_dir=str(runner.config.artifact_dir),
         failures=failures,
+        custom_stats=custom_stats,
     )
     if raise_on_failure and not result.ok:
         detail = "; ".join(f"{f['host']}: {f['task']}: {f['msg']}" for f in failures[:3]) or result.status

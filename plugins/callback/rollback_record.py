@@ -1,0 +1,237 @@
+"""Write the incident record when playbooks/rollback.yml runs under ansible-playbook or AWX.
+
+The plays of rollback.yml carry `rollback_phase`; this callback follows them, times each phase, folds in
+what the phases publish with set_stats (preflight, backup, restore, verifications, notifications) and
+writes the same record as `rollbackctl run` - with the same code (rollbackctl.record).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ansible import context
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = r"""
+name: rollback_record
+type: notification
+short_description: Write the rollback incident record (incident.json, incident.md, events.jsonl, logs)
+description:
+  - Active only for plays that carry the C(rollback_phase) variable (the imports of playbooks/rollback.yml);
+    any other playbook is ignored.
+  - Writes C(<incidents dir>/<incident id>/) with the same record implementation as the rollbackctl wrapper,
+    validated against its JSON Schema; secrets are redacted.
+  - The wrapper sets C(ROLLBACKCTL_RECORD=off) because it writes the record itself.
+  - Decision authority is not enforced here; with C(decided_by) and C(decided_by_role) (and optionally
+    C(consensus), a list of NAME:ROLE) it is checked and recorded, otherwise recorded as not checked.
+requirements:
+  - the rollbackctl package (installed, or the project's src/ directory next to plugins/)
+options:
+  incidents_dir:
+    description: Where incident folders are written; default C(incidents/) in the project.
+    type: path
+    env:
+      - name: ROLLBACKCTL_INCIDENTS_DIR
+  enabled:
+    description: C(off) disables the callback.
+    type: str
+    default: "on"
+    env:
+      - name: ROLLBACKCTL_RECORD
+"""
+
+
+def _rollbackctl():
+    try:
+        import rollbackctl.record  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    from rollbackctl import authority, phases, record
+
+    return authority, phases, record
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "notification"
+    CALLBACK_NAME = "rollback_record"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = None
+        self.extra = {}
+        self.rec = None
+        self.pending = []  # (method, args) replayed once the record exists
+        self.phase = None
+        self.phase_failed = []
+        self.phase_ran = False
+        self.phase_changed_hosts = set()
+        self.phase_changed = 0
+        self.any_failure = None
+        self.incidents_dir = None
+        self.enabled = True
+
+    def set_options(self, task_keys=None, var_options=None, direct=None):
+        super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+        self.enabled = str(self.get_option("enabled")).lower() not in ("off", "0", "false", "no")
+        self.incidents_dir = self.get_option("incidents_dir")
+
+    # --- the record ------------------------------------------------------------------------
+
+    def _create(self, incident_id):
+        authority_mod, _phases, record = _rollbackctl()
+        extra = self.extra
+        decided_by, role = str(extra.get("decided_by", "") or ""), str(extra.get("decided_by_role", "") or "")
+        consensus = extra.get("consensus") or []
+        if isinstance(consensus, str):
+            consensus = [c for c in consensus.split(",") if c.strip()]
+        try:
+            granted = authority_mod.check_authority(decided_by, role, list(consensus)).to_dict()
+        except Exception as exc:  # refused or not given: the playbook runs anyway; say so in the record
+            granted = {"decided_by": decided_by or "(not given)", "role": role or "(not given)",
+                       "basis": "not_checked", "consensus": [], "approved_by": [],
+                       "explanation": f"run with ansible-playbook: decision authority not enforced ({exc})"}
+        base = Path(self.incidents_dir) if self.incidents_dir else Path(self.project) / "incidents"
+        inventory = ",".join(context.CLIARGS.get("inventory") or ()) or "(default)"
+        self.rec = record.IncidentRecord.create(
+            base, incident_id, writer="callback", mode="check" if context.CLIARGS.get("check") else "run",
+            procedure=str(extra.get("procedure", "standard")), inventory=inventory,
+            reason=str(extra.get("reason", "") or ""), to_version=extra.get("rollback_to"), authority=granted,
+            database=str(extra.get("database", "auto")))
+        for method, args in self.pending:
+            getattr(self, method)(*args)
+        self.pending = []
+
+    def _ensure(self, incident_id=None):
+        if self.rec is None:
+            _a, _p, record = _rollbackctl()
+            self._create(incident_id or self.extra.get("incident_id")
+                         or record.make_incident_id(self.extra.get("rollback_to")))
+
+    def _later(self, method, *args):
+        if self.rec is None:
+            self.pending.append((method, args))
+        else:
+            getattr(self, method)(*args)
+
+    def _do_start(self, name, playbook, at):
+        self.rec.start_phase(name, [playbook] if playbook else [], at=at)
+        self.rec.save()
+
+    def _do_finish(self, name, status, hosts, changed, error, at):
+        self.rec.finish_phase(name, status, hosts_changed=hosts, changed=changed, error=error, at=at)
+        self.rec.save()
+
+    def _do_stats(self, data, phase):
+        self.rec.apply_stats(data, phase=phase)
+
+    def _do_event(self, event):
+        self.rec.add_event(event)
+
+    # --- phases ----------------------------------------------------------------------------
+
+    def _close_phase(self):
+        if not self.phase:
+            return
+        _a, _p, record = _rollbackctl()
+        if self.phase_failed:
+            status, error = "failed", "; ".join(self.phase_failed[:3])
+        else:
+            status, error = ("ok" if self.phase_ran else "skipped"), None
+        self._later("_do_finish", self.phase, status, sorted(self.phase_changed_hosts), self.phase_changed, error,
+                    record.utcnow())
+        self.phase = None
+
+    def v2_playbook_on_start(self, playbook):
+        self.project = str(Path(playbook._file_name).resolve().parent.parent)
+
+    def v2_playbook_on_play_start(self, play):
+        if not self.enabled:
+            return
+        name = (play.vars or {}).get("rollback_phase")
+        if not name:
+            return
+        if not self.extra:
+            self.extra = dict(play.get_variable_manager().extra_vars)
+        if name == self.phase:
+            return
+        self._close_phase()
+        _a, _p, record = _rollbackctl()
+        self.phase, self.phase_failed, self.phase_ran = name, [], False
+        self.phase_changed_hosts, self.phase_changed = set(), 0
+        self._later("_do_start", name, None, record.utcnow())
+
+    def _result_event(self, kind, result):
+        if not self.phase:
+            return
+        res = result._result or {}
+        host = result._host.get_name()
+        event = {"event": kind, "phase": self.phase, "host": host, "task": result._task.get_name(),
+                 "changed": bool(res.get("changed")), "msg": str(res.get("msg", ""))[:2000]}
+        _a, _p, record = _rollbackctl()
+        event["created"] = record.utcnow()
+        self._later("_do_event", event)
+        stats = res.get("ansible_stats")
+        if kind == "runner_on_ok" and isinstance(stats, dict) and isinstance(stats.get("data"), dict):
+            data = stats["data"]
+            if isinstance(data.get("rollback"), dict) and self.rec is None:
+                self._ensure(data["rollback"].get("incident_id"))
+            self._later("_do_stats", data, self.phase)
+
+    def v2_runner_on_ok(self, result):
+        if self.phase:
+            self.phase_ran = True
+            if (result._result or {}).get("changed"):
+                self.phase_changed += 1
+                self.phase_changed_hosts.add(result._host.get_name())
+        self._result_event("runner_on_ok", result)
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        if self.phase and not ignore_errors:
+            self.phase_ran = True
+            msg = str((result._result or {}).get("msg", ""))[:500]
+            self.phase_failed.append(f"{result._host.get_name()}: {result._task.get_name()}: {msg}")
+            self.any_failure = self.any_failure or (self.phase, self.phase_failed[-1])
+        self._result_event("runner_on_failed", result)
+
+    def v2_runner_on_unreachable(self, result):
+        if self.phase:
+            self.phase_failed.append(f"{result._host.get_name()}: unreachable")
+            self.any_failure = self.any_failure or (self.phase, self.phase_failed[-1])
+        self._result_event("runner_on_unreachable", result)
+
+    def v2_playbook_on_stats(self, stats):
+        if not self.enabled or (self.phase is None and self.rec is None and not self.pending):
+            return
+        self._close_phase()
+        self._ensure()
+        rec = self.rec
+        self._adopt_logs(rec)
+        data = rec.data
+        needed = data["environment"].get("from_versions") and any(
+            v != data["to_version"] for v in data["environment"]["from_versions"].values())
+        if self.any_failure:
+            phase, error = self.any_failure
+            rec.set_outcome("failed", f"stopped in phase {phase}: {error}",
+                            "maintenance mode stays on when it was enabled; fix the cause and run rollback.yml "
+                            "again (phases are idempotent)")
+        elif any(p["status"] == "pending" for p in data["phases"]):
+            rec.set_outcome("interrupted", "the playbook ended before every phase ran",
+                            "run rollback.yml again (phases are idempotent)")
+        elif needed or data["database"]["restore"]:
+            rec.set_outcome("succeeded", f"rolled back to {data['to_version']}; verified; maintenance mode off")
+        else:
+            rec.set_outcome("nothing_to_do", f"the platform already ran {data['to_version']}; verified it")
+        rec.save()
+        self._display.display(f"incident record: {rec.path}/incident.json")
+
+    @staticmethod
+    def _adopt_logs(rec):
+        logs = rec.path / "logs"
+        for path in sorted(logs.glob("*/*.log")) if logs.is_dir() else []:
+            text = path.read_text(errors="replace")
+            relative = str(path.relative_to(rec.path))
+            rec.write_text(relative, text)
+            rec.add_log(path.parent.name, path.stem, relative, text.count("\n"))

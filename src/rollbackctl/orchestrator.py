@@ -1,0 +1,299 @@
+"""Run the standard rollback phase by phase through ansible-runner, keeping the incident record.
+
+Each phase is one or two phase playbooks. Between phases the wrapper decides (database restore or
+not, anything to roll back at all) from what preflight published with set_stats. A failure stops the
+run where it is - maintenance mode stays on - and the record says why and what to do next; `resume`
+continues from the first phase that is not done. A SIGTERM/SIGINT cancels the running playbook
+(ansible-runner stops ansible-playbook) and leaves the phase `interrupted`.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import phases as phase_table
+from .errors import RollbackctlError
+from .lock import EnvironmentLock
+from .progress import Progress
+from .record import IncidentRecord, utcnow
+from .runner import PlaybookResult, run_playbook
+
+EXIT_OK = 0
+EXIT_PHASE_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+
+class RunInterrupted(RollbackctlError):
+    exit_code = EXIT_INTERRUPTED
+
+
+@dataclass
+class Step:
+    playbook: str
+    extravars: dict[str, Any]
+
+
+@dataclass
+class Context:
+    project: Path
+    runs_dir: Path
+    progress: Progress
+    extra_env: dict[str, str] = field(default_factory=dict)
+    on_phase_done: Callable[[str, IncidentRecord], None] | None = None  # tests and rehearse hook in here
+
+
+class Cancelled:
+    """SIGTERM/SIGINT set a flag; the running playbook is cancelled through ansible-runner's callback."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> Cancelled:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        self.signal = signum
+        self.event.set()
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+
+def _common_vars(record: IncidentRecord) -> dict[str, Any]:
+    data = record.data
+    authority = data["authority"]
+    values = {
+        "rollback_to": data["to_version"],
+        "incident_id": data["incident_id"],
+        "reason": data["reason"],
+        "decided_by": authority.get("decided_by", ""),
+        "authority": f"{authority.get('role', '')} ({authority.get('basis', '')})",
+        "procedure": data["procedure"],
+        "database": data["database"]["requested"],
+    }
+    if data.get("from_version"):
+        values["rollback_from"] = data["from_version"]
+    if data["database"].get("backup_name"):
+        values["backup"] = data["database"]["backup_name"]
+    return values
+
+
+def _since(record: IncidentRecord) -> str:
+    """Logs are scanned from the start of the code rollback (the release switch)."""
+    return record.phase("app_rollback")["started_at"] or record.data["created_at"]
+
+
+def steps_for(name: str, record: IncidentRecord) -> list[Step]:
+    """The playbooks of one phase, with the extra vars taken from the record."""
+    common = _common_vars(record)
+    data = record.data
+    to = data["to_version"]
+    if name == "preflight":
+        return [Step("preflight.yml", common)]
+    if name == "announce":
+        return [Step("notify.yml", {**common, "notify_event": "rollback_started"})]
+    if name == "maintenance_on":
+        return [Step("maintenance.yml", {**common, "maintenance_state": "on"})]
+    if name == "app_rollback":
+        return [Step("app_rollback.yml", common)]
+    if name == "verify_app":
+        return [Step("verify.yml", {**common, "verify_scope": "app", "verify_expected_version": to,
+                                    "verify_log_since": _since(record)})]
+    if name == "db_restore":
+        return [Step("db_restore.yml", common)]
+    if name == "verify_db":
+        restored = record.phase("db_restore")["status"] == "ok" and data["database"]["restore"]
+        manifest = (data.get("backup") or {}).get("manifest") if restored else ""
+        return [Step("verify.yml", {**common, "verify_scope": "db",
+                                    "verify_expected_schema": data["database"]["target_schema"],
+                                    "verify_backup_manifest": manifest or ""})]
+    full = {**common, "verify_scope": "full", "verify_expected_version": to, "verify_log_since": _since(record)}
+    if name == "maintenance_off":
+        return [Step("verify.yml", full), Step("maintenance.yml", {**common, "maintenance_state": "off"})]
+    if name == "post_verify":
+        return [Step("verify.yml", full)]
+    if name == "notify_done":
+        return [Step("notify.yml", {**common, "notify_event": "rollback_completed"})]
+    if name == "collect_logs":
+        return [Step("collect_logs.yml", {**common, "incident_logs_dir": str(record.path / "logs")})]
+    raise KeyError(name)
+
+
+def skip_reason(name: str, record: IncidentRecord, check: bool) -> str | None:
+    """Why a phase does not run in this rollback (None: it runs)."""
+    phase = phase_table.get(name)
+    data = record.data
+    needed = data["environment"].get("rollback_needed", True)
+    if phase.needs_rollback and not needed:
+        return f"nothing to roll back: the platform already runs {data['to_version']}"
+    if name == "db_restore" and not data["database"]["restore"]:
+        return f"not necessary: {data['database']['reason'] or 'preflight decided no restore'}"
+    if check and phase.verifies:
+        return "check mode: nothing was changed, so there is nothing new to verify"
+    if check and name == "collect_logs":
+        return "check mode"
+    return None
+
+
+def next_step_after_failure(name: str, record: IncidentRecord) -> str:
+    incident = record.incident_id
+    if name == "preflight":
+        return ("nothing was changed. Fix the problem named above (input, inventory, target release, backup or "
+                f"database) and run the rollback again, or `rollbackctl resume {incident}`.")
+    return (f"the platform is in maintenance mode (users get the maintenance page). Fix the cause named above, "
+            f"then `rollbackctl resume {incident}` continues from phase {name}; "
+            f"`rollbackctl report {incident}` shows the record.")
+
+
+class Rollback:
+    """One rollback run (or its continuation) over an existing record."""
+
+    def __init__(self, record: IncidentRecord, ctx: Context, *, inventory: Path, check: bool = False):
+        self.record = record
+        self.ctx = ctx
+        self.inventory = inventory
+        self.check = check
+
+    # --- running playbooks -----------------------------------------------------------------
+
+    def _event(self, event: dict[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        if event.get("event") == "playbook_on_task_start":
+            self.ctx.progress.task(data.get("task", ""))
+        self.record.add_event(event)
+
+    def _run_step(self, step: Step, cancelled: Cancelled, phase: str) -> PlaybookResult:
+        ident = f"{self.record.incident_id}-{phase}-{step.playbook.removesuffix('.yml')}-{utcnow()}"
+        ident = ident.replace(":", "")
+        return run_playbook(project=self.ctx.project, playbook=step.playbook, inventory=self.inventory,
+                            extravars=step.extravars, check=self.check, ident=ident, runs_dir=self.ctx.runs_dir,
+                            envvars={"ROLLBACKCTL_RECORD": "off", **self.ctx.extra_env},
+                            on_event=self._event, raise_on_failure=False, cancel_callback=cancelled)
+
+    # --- between phases --------------------------------------------------------------------
+
+    def _after(self, name: str, results: list[PlaybookResult]) -> None:
+        for result in results:
+            self.record.apply_stats(result.custom_stats, phase=name)
+        data = self.record.data
+        if name == "preflight":
+            stats = {}
+            for result in results:
+                stats.update(result.custom_stats)
+            rollback = stats.get("rollback") or {}
+            needed = rollback.get("needed", True)
+            if isinstance(needed, str):
+                needed = needed.lower() in ("true", "yes", "1")
+            data["environment"]["rollback_needed"] = bool(needed) or bool(data["database"]["restore"])
+            if not data["database"].get("backup_name") and data.get("from_version"):
+                data["database"]["backup_name"] = f"pre-deploy-{data['from_version']}"
+        if name == "collect_logs":
+            self._adopt_logs()
+
+    def _adopt_logs(self) -> None:
+        """Re-write the collected logs through the record (its redaction) and list them."""
+        logs = self.record.path / "logs"
+        for path in sorted(logs.glob("*/*.log")):
+            text = path.read_text(errors="replace")
+            relative = str(path.relative_to(self.record.path))
+            self.record.write_text(relative, text)
+            self.record.add_log(path.parent.name, path.stem, relative, text.count("\n"))
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def execute(self) -> int:
+        record = self.record
+        record.set_outcome("in_progress", "rollback in progress")
+        record.save()
+        with Cancelled() as cancelled:
+            while (name := record.next_phase()) is not None:
+                phase = phase_table.get(name)
+                reason = skip_reason(name, record, self.check)
+                if reason:
+                    record.skip_phase(name, reason)
+                    record.save()
+                    self.ctx.progress.phase_skipped(phase, reason)
+                    continue
+                code = self._run_phase(phase, cancelled)
+                if code != EXIT_OK:
+                    return code
+                if self.ctx.on_phase_done:
+                    self.ctx.on_phase_done(name, record)
+        return self._finish()
+
+    def _run_phase(self, phase: phase_table.Phase, cancelled: Cancelled) -> int:
+        record = self.record
+        steps = steps_for(phase.name, record)
+        record.start_phase(phase.name, [step.playbook for step in steps])
+        record.save()
+        self.ctx.progress.phase_started(phase)
+        results: list[PlaybookResult] = []
+        for step in steps:
+            result = self._run_step(step, cancelled, phase.name)
+            results.append(result)
+            if not result.ok:
+                break
+        artifacts = [r.artifacts_dir for r in results]
+        hosts = sorted({h for r in results for h in r.changed_hosts})
+        changed = sum(r.changed_count for r in results)
+        last = results[-1]
+        if cancelled() or last.status == "canceled":
+            error = f"interrupted by signal {cancelled.signal or '?'} during {last.playbook}"
+            record.finish_phase(phase.name, "interrupted", hosts_changed=hosts, changed=changed, error=error,
+                                artifacts=artifacts)
+            record.set_outcome("interrupted", f"interrupted in phase {phase.name}",
+                               next_step_after_failure(phase.name, record))
+            record.save()
+            self.ctx.progress.phase_finished(phase, "interrupted")
+            raise RunInterrupted(f"{error}; `rollbackctl resume {record.incident_id}` continues from {phase.name}")
+        if not last.ok:
+            detail = "; ".join(f"{f['host']}: {f['task']}: {f['msg']}" for f in last.failures[:3]) or last.status
+            error = f"{last.playbook} failed: {detail}"
+            self._after(phase.name, results)
+            record.finish_phase(phase.name, "failed", hosts_changed=hosts, changed=changed, error=error,
+                                artifacts=artifacts)
+            next_step = next_step_after_failure(phase.name, record)
+            record.set_outcome("failed", f"stopped in phase {phase.name}: {error}", next_step)
+            record.save()
+            self.ctx.progress.phase_finished(phase, "FAILED", error)
+            self.ctx.progress.message(f"next step: {next_step}")
+            return EXIT_PHASE_FAILED
+        self._after(phase.name, results)
+        record.finish_phase(phase.name, "ok", hosts_changed=hosts, changed=changed, artifacts=artifacts)
+        record.save()
+        self.ctx.progress.phase_finished(phase, "ok", f"changed={changed}" + (f" on {', '.join(hosts)}" if hosts
+                                                                               else ""))
+        return EXIT_OK
+
+    def _finish(self) -> int:
+        record = self.record
+        data = record.data
+        if self.check:
+            changed = sum(p["changed"] for p in data["phases"])
+            record.set_outcome("succeeded", f"check mode: {changed} change(s) would be made; nothing was changed")
+        elif not data["environment"].get("rollback_needed", True):
+            record.set_outcome("nothing_to_do", f"the platform already ran {data['to_version']}; verified it")
+        else:
+            restored = " and the database restored" if data["database"]["restore"] else ""
+            record.set_outcome("succeeded", f"rolled back from {data.get('from_version') or '?'} to "
+                               f"{data['to_version']}{restored}; verified; maintenance mode off")
+        record.save()
+        return EXIT_OK
+
+
+def lock_for(state_dir: Path, inventory: Path) -> EnvironmentLock:
+    return EnvironmentLock(state_dir / "locks", str(inventory.resolve()))
