@@ -29,14 +29,17 @@ PM2_VERSION=6.0.8
 
 step "Debian packages"
 need=()
-for pkg in nginx-light git podman runc debootstrap uidmap rsync file; do
+for pkg in nginx-light git podman runc debootstrap uidmap rsync file prometheus; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # The Debian package starts the system nginx on port 80; the toolkit runs its own instances.
-  if command -v service >/dev/null; then service nginx stop >/dev/null 2>&1 || true; fi
+  # The Debian packages start the system nginx (port 80) and prometheus (9090) unless policy-rc.d
+  # forbids it; the toolkit and its tests run their own instances.
+  if command -v service >/dev/null; then
+    for daemon in nginx prometheus; do service "$daemon" stop >/dev/null 2>&1 || true; done
+  fi
 fi
 for cmd in node npm go python3; do
   command -v "$cmd" >/dev/null || { echo "install-deps: $cmd is missing (Node.js >= 18, Go >= 1.21, Python >= 3.11 expected)" >&2; exit 1; }

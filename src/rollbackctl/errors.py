@@ -21,3 +21,9 @@ class PlaybookFailed(RollbackctlError):
     def __init__(self, message: str, result=None):
         super().__init__(message)
         self.result = result
+
+
+class UsageError(RollbackctlError):
+    """A bad command-line value or input file; the message names the value and what is accepted."""
+
+    exit_code = 2
