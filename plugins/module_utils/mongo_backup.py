@@ -479,3 +479,25 @@ __all__ = [
     "manifest_path_for",
     "restore",
 ]
+
+
+def supersede(manifest_path: str, manifest: dict) -> dict[str, str]:
+    """Move an intact backup aside as NAME.superseded-<its created_at> (archive and manifest, the manifest's
+    `archive` updated), so that a new backup can take its name and the earlier one is kept."""
+    archive = archive_path(manifest_path, manifest)
+    stamp = str(manifest.get("created_at") or "unknown").replace(":", "").replace("+0000", "Z")
+    base = archive[: -len(ARCHIVE_SUFFIX)] if archive.endswith(ARCHIVE_SUFFIX) else archive
+    new_archive = f"{base}.superseded-{stamp}{ARCHIVE_SUFFIX}"
+    new_manifest = manifest_path_for(new_archive)
+    if os.path.exists(new_archive) or os.path.exists(new_manifest):
+        raise BackupError(f"cannot move {archive} aside: {new_archive} already exists")
+    os.link(archive, new_archive)
+    write_json_atomic(new_manifest, {**manifest, "archive": os.path.basename(new_archive)})
+    problems = check(new_manifest)
+    if problems:
+        os.unlink(new_archive)
+        os.unlink(new_manifest)
+        raise BackupError(f"the copy of {archive} set aside is not intact: {'; '.join(problems)}")
+    os.unlink(manifest_path)
+    os.unlink(archive)
+    return {"archive": new_archive, "manifest": new_manifest}

@@ -44,6 +44,15 @@ options:
     description: Free-form labels recorded in the manifest (who, why, ticket...).
     type: dict
     default: {}
+  supersede:
+    description:
+      - When O(dest) holds an intact backup of the same database whose content differs from the database
+        now (counts, indexes, content hashes), move it aside as C(NAME.superseded-<its created_at>) and
+        dump anew; when the content is equal, nothing is done.
+      - For a pre-deployment backup taken again before the same release is deployed a second time
+        (after a rollback): the new backup must hold the data of now, and the earlier one is kept.
+    type: bool
+    default: false
   force:
     description:
       - Dump again even when O(dest) already holds an intact backup, and replace a backup there that
@@ -113,6 +122,12 @@ created_at:
   description: When the backup was made (UTC, ISO 8601).
   returned: when a backup exists or was written
   type: str
+superseded:
+  description: Where the earlier backup was moved (O(supersede) and it differed from the database).
+  returned: when a backup was superseded
+  type: dict
+  sample: {"archive": "/var/backups/chatbot/pre-deploy-v1.0.0.superseded-2026-11-28T162820Z.archive.gz",
+           "manifest": "/var/backups/chatbot/pre-deploy-v1.0.0.superseded-2026-11-28T162820Z.manifest.json"}
 msg:
   description: What was done.
   returned: always
@@ -130,8 +145,10 @@ from ansible.module_utils.mongo_backup import (
     load_manifest,
     manifest_path_for,
     resolve_engine,
+    supersede,
 )
 from ansible.module_utils.mongo_common import connect, database_name, mongo_argument_spec, scrub
+from ansible.module_utils.mongo_snapshot import compare, database_facts
 
 try:
     from pymongo.errors import PyMongoError
@@ -152,6 +169,19 @@ def _facts(dest: str, manifest_path: str, manifest: dict) -> dict:
     }
 
 
+def _supersede_if_stale(module, database: str, manifest_path: str, manifest: dict) -> str | None:
+    """A description of the differences when the database no longer equals the backup, else None."""
+    client = connect(module)
+    try:
+        facts = database_facts(client.get_database(database))
+    except PyMongoError as exc:
+        module.fail_json(msg=f"reading {database} failed: {scrub(str(exc), module.params['uri'])}")
+    finally:
+        client.close()
+    differences = compare(manifest["collections"], facts)
+    return "; ".join(differences[:3]) if differences else None
+
+
 def main() -> None:
     argument_spec = mongo_argument_spec()
     argument_spec.update(
@@ -160,6 +190,7 @@ def main() -> None:
         release={"type": "str"},
         labels={"type": "dict", "default": {}},
         force={"type": "bool", "default": False},
+        supersede={"type": "bool", "default": False},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -170,6 +201,7 @@ def main() -> None:
     except ValueError as exc:
         module.fail_json(msg=scrub(str(exc), params["uri"]))
 
+    superseded_paths = None
     if not params["force"] and (os.path.exists(dest) or os.path.exists(manifest_path)):
         problems = check(manifest_path)
         if problems:
@@ -179,8 +211,19 @@ def main() -> None:
         if manifest["database"] != database:
             module.fail_json(msg=f"{dest} holds a backup of database {manifest['database']!r}, not "
                                  f"{database!r}; choose another dest or set force=true")
-        module.exit_json(changed=False, msg=f"{dest} already holds an intact backup",
-                         **_facts(dest, manifest_path, manifest))
+        superseded = _supersede_if_stale(module, database, manifest_path, manifest) if params["supersede"] else None
+        if superseded is None:
+            module.exit_json(changed=False, msg=f"{dest} already holds an intact backup",
+                             **_facts(dest, manifest_path, manifest))
+        if module.check_mode:
+            module.exit_json(changed=True, msg=f"would move {dest} aside ({superseded}) and back {database} up again",
+                             archive=dest, manifest=manifest_path)
+
+        if not module.check_mode:
+            try:
+                superseded_paths = supersede(manifest_path, manifest)
+            except (BackupError, OSError) as exc:
+                module.fail_json(msg=f"could not move the earlier backup aside: {exc}")
 
     if not os.path.isdir(os.path.dirname(dest)):
         module.fail_json(msg=f"directory {os.path.dirname(dest)} does not exist")
@@ -203,8 +246,10 @@ def main() -> None:
         module.fail_json(msg=f"backup of {database} failed: {scrub(str(exc), params['uri'])}")
     finally:
         client.close()
-    module.exit_json(changed=True, msg=f"backed {database} up to {dest} with {manifest['engine']}",
-                     **_facts(dest, manifest_path, manifest))
+    result = _facts(dest, manifest_path, manifest)
+    if params["supersede"] and superseded_paths:
+        result["superseded"] = superseded_paths
+    module.exit_json(changed=True, msg=f"backed {database} up to {dest} with {manifest['engine']}", **result)
 
 
 if __name__ == "__main__":

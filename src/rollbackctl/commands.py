@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import re
@@ -193,6 +194,11 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         sandbox.up()
     say.message("1/6 fingerprint of the platform before the deployment (release, database hashes)")
     before = _fingerprint(project, inventory, runs_dir)
+    running = sorted(set((before.get("releases") or {}).values()), key=str)
+    if running != [stable]:
+        raise UsageError(f"the platform runs {', '.join(map(str, running)) or 'nothing'}, not the stable {stable}: "
+                         "a rehearsal starts from the stable release (roll back first, or recreate the sandbox with "
+                         "`rollbackctl sandbox down`)")
     say.message(f"2/6 deploy {bad} the way the plan wants it (backup, test restore, config backup, release)")
     run_playbook(project=project, playbook="deploy.yml", inventory=inventory, runs_dir=runs_dir,
                  extravars={"deploy_version": bad}, envvars={"ROLLBACKCTL_RECORD": "off"})
@@ -253,8 +259,15 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 # --- parsers -------------------------------------------------------------------------------------
 
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER") or "rehearsal"
+
+
 def _authority_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument("--decided-by", required=required, default=None if required else os.environ.get("USER", ""),
+    parser.add_argument("--decided-by", required=required, default=None if required else _whoami(),
                         metavar="NAME", help="who decided the rollback")
     parser.add_argument("--role", required=required, default=None if required else "lead-devops-engineer",
                         help=f"the decider's role. {ROLE_HELP}")
