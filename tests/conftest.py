@@ -9,6 +9,7 @@ from pathlib import Path
 import ansible.module_utils
 import pytest
 
+from rollbackctl.paths import INCIDENTS_ENV, STATE_ENV
 from rollbackctl.project import find_project
 from rollbackctl.sandbox import DIR_ENV, PORT_ENV, Sandbox
 
@@ -31,8 +32,11 @@ def project() -> Path:
 
 @pytest.fixture(scope="session")
 def sandbox_env(tmp_path_factory) -> dict[str, str]:
-    directory = tmp_path_factory.mktemp("sandbox-root") / "sandbox"
-    return {DIR_ENV: str(directory), PORT_ENV: TEST_PORT_BASE}
+    root = tmp_path_factory.mktemp("sandbox-root")
+    directory = root / "sandbox"
+    # Incident records (wrapper and callback) and rollbackctl's locks stay in the test's tree as well.
+    return {DIR_ENV: str(directory), PORT_ENV: TEST_PORT_BASE, INCIDENTS_ENV: str(root / "incidents"),
+            STATE_ENV: str(root / "rollbackctl-state")}
 
 
 @pytest.fixture(scope="session")

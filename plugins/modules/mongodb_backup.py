@@ -50,7 +50,7 @@ options:
         now (counts, indexes, content hashes), move it aside as C(NAME.superseded-<its created_at>) and
         dump anew; when the content is equal, nothing is done.
       - For a pre-deployment backup taken again before the same release is deployed a second time
-        (after a rollback): the new backup must hold the data of now, and the earlier one is kept.
+        after a rollback. The new backup must hold the data of now; the earlier one is kept.
     type: bool
     default: false
   force:

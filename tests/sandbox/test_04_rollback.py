@@ -16,6 +16,8 @@ import pytest
 from ansible.module_utils.mongo_archive import document_id, open_archive
 from ansible.module_utils.mongo_snapshot import database_facts
 
+from rollbackctl.paths import INCIDENTS_ENV
+
 from ..conftest import DISTINCTIVE_DB_PASSWORD
 from ..platform_client import PlatformClient
 
@@ -207,7 +209,7 @@ def test_database_password_appears_in_no_output_or_file(rolled_back, sandbox):
         _root(sandbox) / "shared" / "app.env",
         sandbox.directory / "db" / "ferretdb.env",
     }
-    roots = [sandbox.directory, sandbox.runs_dir]
+    roots = [sandbox.directory, sandbox.runs_dir, Path(os.environ[INCIDENTS_ENV])]
     leaks = []
     for root in roots:
         for path in root.rglob("*"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -25,6 +26,15 @@ def test_every_module_renders_with_ansible_doc(project):
                                                            + str(__import__("pathlib").Path(sys.executable).parent)})
         assert proc.returncode == 0, proc.stderr
         assert "EXAMPLES" in proc.stdout and "RETURN VALUES" in proc.stdout, module
+
+
+@pytest.mark.parametrize(("kind", "name"), [("callback", "rollback_record"), ("filter", "rollback_redact")])
+def test_plugins_render_with_ansible_doc(project, kind, name):
+    proc = subprocess.run(["ansible-doc", "-t", kind, name], cwd=project, capture_output=True, text=True, check=False,
+                          env={"ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+                               "PATH": "/usr/local/bin:/usr/bin:/bin:" + str(Path(sys.executable).parent)})
+    assert proc.returncode == 0, proc.stderr
+    assert name in proc.stdout and "Unable to parse" not in proc.stderr
 
 
 def test_every_role_has_argument_specs_readme_and_prefixed_defaults(project):

@@ -1,0 +1,106 @@
+"""rollbackctl run/resume/rehearse: what is refused before anything runs, and the progress display."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from rollbackctl import phases
+from rollbackctl.cli import main
+from rollbackctl.commands import compare_fingerprints
+from rollbackctl.progress import Progress
+
+AUTHORITY = ["--decided-by", "Dana", "--role", "lead-devops-engineer"]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROLLBACKCTL_INCIDENTS_DIR", str(tmp_path / "incidents"))
+    monkeypatch.setenv("ROLLBACKCTL_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path
+
+
+def _nothing_written(tmp_path) -> bool:
+    return not (tmp_path / "incidents").exists() and not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("version", ["0.9.0", "v1", "v0.9.0\n", "v0.9.0; rm -rf /", "../v0.9.0", ""])
+def test_malformed_version_is_refused_before_anything(version, isolated, capsys):
+    code = main(["run", "standard", "-i", "inventories/local", "--to", version, "--reason", "r", *AUTHORITY])
+    assert code == 2
+    assert "malformed" in capsys.readouterr().err
+    assert _nothing_written(isolated)
+
+
+def test_unknown_inventory_is_refused_before_anything(isolated, capsys):
+    code = main(["run", "standard", "-i", "inventories/nowhere", "--to", "v0.9.0", "--reason", "r", *AUTHORITY])
+    assert code == 2
+    assert "inventories/nowhere" in capsys.readouterr().err
+    assert _nothing_written(isolated)
+
+
+def test_no_authority_is_refused_before_the_inventory_is_even_read(isolated, capsys):
+    code = main(["run", "standard", "-i", "inventories/nowhere", "--to", "v0.9.0", "--reason", "r",
+                 "--decided-by", "Sam", "--role", "qa-engineer"])
+    assert code == 4
+    assert "refused" in capsys.readouterr().err
+    assert _nothing_written(isolated)
+
+
+def test_matrix_row_options_go_together(isolated, capsys):
+    code = main(["run", "standard", "-i", "inventories/local", "--to", "v0.9.0", "--reason", "r", *AUTHORITY,
+                 "--issue-type", "functional"])
+    assert code == 2 and "--severity" in capsys.readouterr().err
+    assert _nothing_written(isolated)
+
+
+@pytest.mark.parametrize("incident", ["NO-SUCH-INCIDENT", "../etc", "a/b"])
+def test_resume_of_an_unknown_or_malformed_incident(incident, capsys):
+    assert main(["resume", incident]) == 2
+    assert incident in capsys.readouterr().err
+
+
+def test_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for code in ("0 ", "2 ", "3 ", "4 ", "5 ", "130"):
+        assert f"\n  {code}" in out
+
+
+def test_progress_prints_plain_lines_off_a_terminal():
+    stream = io.StringIO()
+    progress = Progress(stream, live=False)
+    phase = phases.get("app_rollback")
+    progress.phase_started(phase)
+    progress.phase_finished(phase, "ok", "changed=3")
+    progress.phase_skipped(phases.get("db_restore"), "not necessary")
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "phase app_rollback: started (Roll back the application code; Appendix C: 10-15 min)"
+    assert lines[1].startswith("phase app_rollback: ok in 00:0") and lines[1].endswith("changed=3")
+    assert lines[2] == "phase db_restore: skipped - not necessary"
+    assert "\r" not in stream.getvalue()
+
+
+def test_progress_redraws_one_line_on_a_terminal():
+    stream = io.StringIO()
+    progress = Progress(stream, live=True)
+    phase = phases.get("verify_app")
+    progress.phase_started(phase)
+    progress.task("Check the platform through its API")
+    progress.phase_finished(phase, "ok")
+    text = stream.getvalue()
+    assert "\r\033[K" in text and "Appendix C: 10 min" in text
+    assert text.endswith("phase verify_app: ok in 00:00 (Appendix C: 10 min)\n")
+
+
+def test_rehearsal_comparison_names_every_difference():
+    before = {"releases": {"app1": "v0.9.0"}, "database": {"users": "a", "messages": "b"}}
+    same = {"releases": {"app1": "v0.9.0"}, "database": {"users": "a", "messages": "b"}}
+    assert compare_fingerprints(before, same, same) == []
+    after = {"releases": {"app1": "v1.0.0"}, "database": {"users": "a", "messages": "c", "message_reactions": "d"}}
+    differences = compare_fingerprints(before, after, after)
+    assert any("app1: runs v1.0.0" in d for d in differences)
+    assert any("collection messages" in d for d in differences)
+    assert any("message_reactions" in d for d in differences)

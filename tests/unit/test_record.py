@@ -1,0 +1,174 @@
+"""The incident record and the phase sequencing logic (pure: no playbook runs here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rollbackctl import phases
+from rollbackctl.orchestrator import skip_reason, steps_for
+from rollbackctl.record import IncidentRecord, RecordInvalid, make_incident_id, validate
+
+SECRET = "Zq7-unit-distinctive-Pw"
+AUTHORITY = {"decided_by": "Dana", "role": "lead_devops_engineer", "basis": "primary", "consensus": [],
+             "approved_by": ["Dana"], "explanation": "Primary"}
+
+
+@pytest.fixture
+def record(tmp_path) -> IncidentRecord:
+    return IncidentRecord.create(tmp_path, "INC-UNIT-1", inventory="/inv/production", environment="production",
+                                 reason="messaging 5xx", to_version="v0.9.0", authority=AUTHORITY)
+
+
+def _saved(record: IncidentRecord) -> dict:
+    return json.loads((record.path / "incident.json").read_text())
+
+
+def test_a_new_record_is_schema_valid_with_every_phase_pending_and_the_report_initiated(record):
+    data = _saved(record)
+    validate(data)
+    assert [p["name"] for p in data["phases"]] == list(phases.NAMES)
+    assert {p["status"] for p in data["phases"]} == {"pending"}
+    ticked = [c["item"] for c in data["checklist"] if c["done"]]
+    assert ticked == ["Incident report initiated"]
+    assert [c["item"] for c in data["checklist"]] == list(phases.CHECKLIST)
+    assert (record.path / "incident.md").read_text().startswith("# Incident INC-UNIT-1")
+    assert record.next_phase() == "preflight"
+
+
+def test_an_incident_folder_is_never_overwritten(record, tmp_path):
+    with pytest.raises(FileExistsError):
+        IncidentRecord.create(tmp_path, "INC-UNIT-1", inventory="x", to_version="v0.9.0", authority=AUTHORITY)
+
+
+def test_incident_ids_are_timestamped_slugs():
+    incident = make_incident_id("v0.9.0")
+    assert incident.endswith("-rollback-v0.9.0") and incident[8] == "T" and incident[15] == "Z"
+
+
+def test_phase_times_estimates_and_checklist(record):
+    record.start_phase("maintenance_on", ["maintenance.yml"], at="2026-11-28T10:00:00Z")
+    record.finish_phase("maintenance_on", "ok", hosts_changed=["app1"], changed=2, at="2026-11-28T10:04:00Z")
+    phase = record.phase("maintenance_on")
+    assert phase["duration_seconds"] == 240.0 and phase["within_estimate"] is True
+    assert phase["hosts_changed"] == ["app1"] and phase["changed"] == 2
+    record.start_phase("app_rollback", at="2026-11-28T10:04:00Z")
+    record.finish_phase("app_rollback", "ok", at="2026-11-28T10:20:00Z")  # 16 min > 15
+    assert record.phase("app_rollback")["within_estimate"] is False
+    ticks = {c["item"]: c["at"] for c in record.data["checklist"] if c["done"]}
+    assert ticks["Maintenance mode enabled"] == "2026-11-28T10:04:00Z"
+    assert ticks["Application code rolled back"] == "2026-11-28T10:20:00Z"
+    record.save()
+    validate(_saved(record))
+
+
+def test_a_failed_phase_ticks_nothing_and_is_next(record):
+    record.start_phase("preflight")
+    record.finish_phase("preflight", "ok")
+    record.start_phase("announce")
+    record.finish_phase("announce", "failed", error="webhook down")
+    assert record.next_phase() == "announce"
+    assert not next(c for c in record.data["checklist"] if c["item"].startswith("Rollback decision"))["done"]
+
+
+def test_an_interrupted_phase_is_retried_and_keeps_both_attempts(record):
+    record.start_phase("db_restore", at="2026-11-28T10:00:00Z")
+    assert record.interrupt_running("the run died") == ["db_restore"]
+    assert record.next_phase() == "preflight"  # earlier phases never ran in this synthetic record
+    for name in phases.NAMES[:5]:
+        record.start_phase(name)
+        record.finish_phase(name, "ok")
+    assert record.next_phase() == "db_restore"
+    record.start_phase("db_restore")
+    record.finish_phase("db_restore", "ok")
+    attempts = record.phase("db_restore")["attempts"]
+    assert [a["status"] for a in attempts] == ["interrupted", "ok"]
+    assert attempts[0]["error"] == "the run died"
+    record.save()
+    validate(_saved(record))
+
+
+def test_skipped_phase_is_done_with_its_reason_on_the_checklist(record):
+    record.skip_phase("db_restore", "not necessary: the schema suits the target")
+    item = next(c for c in record.data["checklist"] if c["item"] == "Database rolled back (if necessary)")
+    assert item["done"] and item["note"] == "not necessary: the schema suits the target"
+    assert record.phase("db_restore")["status"] == "skipped"
+
+
+def test_set_stats_of_the_phases_land_in_the_record(record):
+    record.apply_stats({"preflight": {"from_version": "v1.0.0", "to_version": "v0.9.0", "target_schema": "1",
+                                      "database_schema": 2, "database_restore": "True",
+                                      "backup_manifest": "/b/pre-deploy-v1.0.0.manifest.json",
+                                      "backup_sha256": "ab" * 32, "backup_created_at": "2026-11-28T09:00:00Z"}},
+                       phase="preflight")
+    record.apply_stats({"database_restore": {"host": "db1", "backup_manifest": "/b/pre-deploy-v1.0.0.manifest.json",
+                                             "backup_sha256": "ab" * 32,
+                                             "pre_restore_snapshot": "/b/pre-restore/x.manifest.json",
+                                             "pre_restore_snapshot_sha256": "cd" * 32,
+                                             "restored": ["messages"], "dropped": ["message_reactions"]}},
+                       phase="db_restore")
+    record.apply_stats({"verification": {"db": {"db1": [
+        {"name": "db_ping", "scope": "db", "value": 0.4, "threshold": 1000, "unit": "ms", "verdict": "pass",
+         "detail": "ok"}]}}, "notifications": [{"channel": "slack", "event": "rollback_started", "status": "sent"}]},
+        phase="verify_db")
+    data = record.data
+    assert data["from_version"] == "v1.0.0"
+    assert data["database"]["restore"] is True and data["database"]["target_schema"] == 1
+    assert "schema 1" in data["database"]["reason"]
+    assert data["backup"]["sha256"] == "ab" * 32
+    assert data["pre_restore_snapshot"]["dropped"] == ["message_reactions"]
+    assert data["verifications"][0]["phase"] == "verify_db" and data["verifications"][0]["value"] == 0.4
+    assert data["notifications"][0]["channel"] == "slack"
+    record.save()
+    validate(_saved(record))
+
+
+def test_secrets_are_redacted_in_the_record_and_the_events(tmp_path):
+    uri = f"mongodb://chatbot:{SECRET}@db1:27017/chatbot-platform"
+    record = IncidentRecord.create(tmp_path, "INC-UNIT-2", inventory="i", reason=f"cannot connect to {uri}",
+                                   to_version="v0.9.0", authority=AUTHORITY, secrets=[SECRET])
+    record.add_event({"event": "runner_on_failed", "event_data": {"res": {"msg": f"failed: {uri}"},
+                                                                  "password": "hunter22"}})
+    record.write_text("logs/app1/app.log", f"connecting {uri}\nplain {SECRET}\n")
+    record.save()
+    for path in record.path.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert SECRET not in text and "hunter22" not in text, path
+    assert "mongodb://chatbot:********@db1" in (record.path / "incident.json").read_text()
+
+
+def test_an_invalid_record_is_refused_before_it_is_written(record):
+    record.data["phases"][0]["status"] = "half-done"
+    with pytest.raises(RecordInvalid, match="phases/0/status"):
+        record.save()
+    assert _saved(record)["phases"][0]["status"] == "pending"
+
+
+def test_steps_pass_what_preflight_found_to_later_phases(record):
+    record.data["from_version"] = "v1.0.0"
+    record.data["database"].update({"restore": True, "target_schema": 1, "backup_name": "pre-deploy-v1.0.0"})
+    record.data["backup"] = {"manifest": "/b/pre-deploy-v1.0.0.manifest.json"}
+    restore = steps_for("db_restore", record)
+    assert [s.playbook for s in restore] == ["db_restore.yml"]
+    assert restore[0].extravars["backup"] == "pre-deploy-v1.0.0"
+    assert restore[0].extravars["rollback_from"] == "v1.0.0"
+    record.start_phase("db_restore")
+    record.finish_phase("db_restore", "ok")
+    verify_db = steps_for("verify_db", record)[0].extravars
+    assert verify_db["verify_backup_manifest"] == "/b/pre-deploy-v1.0.0.manifest.json"
+    assert verify_db["verify_expected_schema"] == 1
+    assert [s.playbook for s in steps_for("maintenance_off", record)] == ["verify.yml", "maintenance.yml"]
+    logs = steps_for("collect_logs", record)[0].extravars
+    assert logs["incident_logs_dir"] == str(record.path / "logs")
+
+
+def test_phases_are_skipped_for_a_reason(record):
+    record.data["database"].update({"restore": False, "reason": "the schema suits the target"})
+    assert "not necessary" in skip_reason("db_restore", record, check=False)
+    assert skip_reason("app_rollback", record, check=False) is None
+    assert "check mode" in skip_reason("verify_app", record, check=True)
+    record.data["environment"]["rollback_needed"] = False
+    assert "nothing to roll back" in skip_reason("maintenance_on", record, check=False)
+    assert skip_reason("post_verify", record, check=False) is None
