@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
 import re
+import secrets
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import matrix, triggers
@@ -17,6 +20,7 @@ from .orchestrator import Context, Rollback, lock_for
 from .paths import incident_path, incidents_dir, state_dir
 from .progress import Progress
 from .project import find_project
+from .receiver import Receiver
 from .record import IncidentRecord, make_incident_id, utcnow
 from .runner import run_playbook
 from .sandbox import Sandbox
@@ -180,6 +184,20 @@ def compare_fingerprints(before: dict, after_restore: dict, final: dict) -> list
     return differences
 
 
+@contextlib.contextmanager
+def _stakeholders(local: bool) -> Iterator[dict[str, str]]:
+    """On the sandbox, a local receiver stands in for the team's chat webhook and the status page, so that the
+    rehearsal's communication is exercised; a staging inventory uses its own channels."""
+    if not local:
+        yield {}
+        return
+    key = secrets.token_hex(16)
+    with Receiver(api_key=key) as receiver:
+        yield {"chatbot_notify_webhook_url": f"{receiver.url}/webhook/rehearsal",
+               "chatbot_statuspage_api": receiver.url, "chatbot_statuspage_page_id": "rehearsal",
+               "chatbot_statuspage_api_key": key}
+
+
 def cmd_rehearse(args: argparse.Namespace) -> int:
     project = find_project()
     granted = check_authority(args.decided_by, args.role, args.consensus or [])
@@ -222,7 +240,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         if name == "verify_db":  # before any verification traffic writes: the data must equal the backup
             after_restore.update(_fingerprint(project, inventory, runs_dir))
 
-    with lock.hold(incident_id, break_stale=args.break_lock):
+    with lock.hold(incident_id, break_stale=args.break_lock), _stakeholders(local) as notify_vars:
         record = IncidentRecord.create(
             base, incident_id, kind="rehearsal", procedure="standard", inventory=str(inventory),
             environment="sandbox" if local else inventory.name,
@@ -235,6 +253,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         say.message(f"5/6 roll back to {stable} (incident {incident_id})")
         ctx = _context(project, args, runs_dir)
         ctx.on_phase_done = on_phase_done
+        ctx.extravars = notify_vars
         code = Rollback(record, ctx, inventory=inventory).execute()
         say.message("6/6 compare the platform with its state before the deployment")
         final = _fingerprint(project, inventory, runs_dir) if code == 0 else {}

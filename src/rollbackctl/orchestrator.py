@@ -44,6 +44,7 @@ class Context:
     runs_dir: Path
     progress: Progress
     extra_env: dict[str, str] = field(default_factory=dict)
+    extravars: dict[str, Any] = field(default_factory=dict)  # added to every phase (e.g. a rehearsal's receiver)
     on_phase_done: Callable[[str, IncidentRecord], None] | None = None  # tests and rehearse hook in here
 
 
@@ -149,14 +150,22 @@ def skip_reason(name: str, record: IncidentRecord, check: bool) -> str | None:
     return None
 
 
-def next_step_after_failure(name: str, record: IncidentRecord) -> str:
+def maintenance_on(record: IncidentRecord) -> bool:
+    """Whether this rollback left maintenance mode on (enabled and not yet disabled)."""
+    return (record.phase("maintenance_on")["status"] == "ok"
+            and record.phase("maintenance_off")["status"] != "ok")
+
+
+def next_step_after_failure(name: str, record: IncidentRecord, interrupted: bool = False) -> str:
     incident = record.incident_id
     if name == "preflight":
         return ("nothing was changed. Fix the problem named above (input, inventory, target release, backup or "
                 f"database) and run the rollback again, or `rollbackctl resume {incident}`.")
-    return (f"the platform is in maintenance mode (users get the maintenance page). Fix the cause named above, "
-            f"then `rollbackctl resume {incident}` continues from phase {name}; "
-            f"`rollbackctl report {incident}` shows the record.")
+    state = ("the platform is in maintenance mode (users get the maintenance page)" if maintenance_on(record)
+             else "maintenance mode is off")
+    cause = "the run was interrupted" if interrupted else "fix the cause named above"
+    return (f"{state}; {cause}, then `rollbackctl resume {incident}` continues from phase {name} (phases are "
+            f"idempotent); `rollbackctl report {incident}` shows the record.")
 
 
 class Rollback:
@@ -180,8 +189,8 @@ class Rollback:
         ident = f"{self.record.incident_id}-{phase}-{step.playbook.removesuffix('.yml')}-{utcnow()}"
         ident = ident.replace(":", "")
         return run_playbook(project=self.ctx.project, playbook=step.playbook, inventory=self.inventory,
-                            extravars=step.extravars, check=self.check, ident=ident, runs_dir=self.ctx.runs_dir,
-                            envvars={"ROLLBACKCTL_RECORD": "off", **self.ctx.extra_env},
+                            extravars={**self.ctx.extravars, **step.extravars}, check=self.check, ident=ident,
+                            runs_dir=self.ctx.runs_dir, envvars={"ROLLBACKCTL_RECORD": "off", **self.ctx.extra_env},
                             on_event=self._event, raise_on_failure=False, cancel_callback=cancelled)
 
     # --- between phases --------------------------------------------------------------------
@@ -203,6 +212,16 @@ class Rollback:
                 data["database"]["backup_name"] = f"pre-deploy-{data['from_version']}"
         if name == "collect_logs":
             self._adopt_logs()
+
+    def _collect_logs_best_effort(self, cancelled: Cancelled) -> None:
+        """After a failure the logs matter most: collect them now (the phase itself runs again on resume)."""
+        try:
+            result = self._run_step(steps_for("collect_logs", self.record)[0], cancelled, "collect_logs")
+            if result.ok:
+                self._adopt_logs()
+                self.record.save()
+        except Exception as exc:  # never let log collection hide the real failure
+            self.ctx.progress.message(f"collecting the logs failed too: {exc}")
 
     def _adopt_logs(self) -> None:
         """Re-write the collected logs through the record (its redaction) and list them."""
@@ -256,7 +275,7 @@ class Rollback:
             record.finish_phase(phase.name, "interrupted", hosts_changed=hosts, changed=changed, error=error,
                                 artifacts=artifacts)
             record.set_outcome("interrupted", f"interrupted in phase {phase.name}",
-                               next_step_after_failure(phase.name, record))
+                               next_step_after_failure(phase.name, record, interrupted=True))
             record.save()
             self.ctx.progress.phase_finished(phase, "interrupted")
             raise RunInterrupted(f"{error}; `rollbackctl resume {record.incident_id}` continues from {phase.name}")
@@ -269,6 +288,8 @@ class Rollback:
             next_step = next_step_after_failure(phase.name, record)
             record.set_outcome("failed", f"stopped in phase {phase.name}: {error}", next_step)
             record.save()
+            if phase.name != "preflight" and not self.check:
+                self._collect_logs_best_effort(cancelled)
             self.ctx.progress.phase_finished(phase, "FAILED", error)
             self.ctx.progress.message(f"next step: {next_step}")
             return EXIT_PHASE_FAILED

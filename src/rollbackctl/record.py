@@ -24,6 +24,8 @@ from .redact import redact
 
 SCHEMA_VERSION = 1
 PHASE_DONE = ("ok", "skipped")
+# The phases that communicate, and the event their checklist item needs delivered to count as done.
+NOTIFY_EVENTS = {"announce": "rollback_started", "notify_done": "rollback_completed"}
 
 
 class RecordInvalid(Exception):
@@ -194,7 +196,12 @@ class IncidentRecord:
         self._measure(phase)
         item = phase_table.get(name).checklist if name in phase_table.BY_NAME else None
         if item and status in PHASE_DONE and not self.mode_check:
-            self.tick(item, note=note if status == "skipped" else None, at=now)
+            event = NOTIFY_EVENTS.get(name)
+            if status == "ok" and event and not self.notified(event):
+                self.annotate(item, f"nobody was notified of {event}: no notification channel is configured "
+                                    "(chatbot_notify_webhook_url, chatbot_statuspage_page_id)")
+            else:
+                self.tick(item, note=note if status == "skipped" else None, at=now)
 
     def skip_phase(self, name: str, note: str) -> None:
         phase = self.phase(name)
@@ -240,6 +247,11 @@ class IncidentRecord:
                     entry["note"] = note
                 return
         raise KeyError(item)
+
+    def notified(self, event: str) -> bool:
+        """Whether a notification of `event` reached at least one channel in this incident."""
+        return any(n.get("event") == event and n.get("status") in ("sent", "already_sent")
+                   for n in self.data["notifications"])
 
     def annotate(self, item: str, note: str) -> None:
         for entry in self.data["checklist"]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from . import paths, phases
 from .errors import RollbackctlError
 
 __all__ = [
@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 #: The plan's Appendix C "Total estimated time": 1-2 hours.
-TOTAL_ESTIMATE: dict[str, Any] = {"label": "Total estimated time", "min_minutes": 60, "max_minutes": 120}
+TOTAL_ESTIMATE: dict[str, Any] = phases.TOTAL_ESTIMATE
 DASH = "\u2014"  # em dash: "no value"
 ARROW = "\u2192"
 
@@ -842,6 +842,24 @@ def _md_link_text(value: str) -> str:
     return md_text(value).replace("[", "\\[").replace("]", "\\]")
 
 
+def _banner(record: Mapping[str, Any], kind: str, status: str) -> list[tuple[str, str]]:
+    """The lines under the outcome, for both formats: platform state, where it stopped, what to do next."""
+    items: list[tuple[str, str]] = []
+    state = _maintenance_line(record)
+    if state:
+        items.append(("Platform", state))
+    stop = _stopped_line(record)
+    if stop and status != "succeeded":
+        items.append(("Stopped at", stop))
+    step = _next_step(record)
+    if step:
+        items.append(("Next step", step))
+    items.append(("Kind", f"{kind}, mode {record.get('mode') or DASH}, {record.get('procedure') or DASH} procedure, "
+                          f"{_version_line(record)}"))
+    items.append(("Total time", _total_verdict(record)))
+    return items
+
+
 def render_markdown(record: dict[str, Any]) -> str:
     """The incident report as Markdown: outcome and next step first, then the details."""
     record = _dict(record)
@@ -853,18 +871,7 @@ def render_markdown(record: dict[str, Any]) -> str:
 
     out.append(f"**Outcome: {md_text(status).upper()}**: {md_text(outcome.get('summary')) or 'no summary yet'}")
     out.append("")
-    state = _maintenance_line(record)
-    if state:
-        out.append(f"- **Platform:** {state}")
-    stop = _stopped_line(record)
-    if stop and status != "succeeded":
-        out.append(f"- **Stopped at:** {md_text(stop)}")
-    step = _next_step(record)
-    if step:
-        out.append(f"- **Next step:** {md_text(step)}")
-    out.append(f"- **Kind:** {kind}, mode {md_text(record.get('mode')) or DASH}, "
-               f"{md_text(record.get('procedure')) or DASH} procedure, {md_text(_version_line(record))}")
-    out.append(f"- **Total time:** {_total_verdict(record)}")
+    out += [f"- **{label}:** {md_text(text)}" for label, text in _banner(record, kind, status)]
     out.append("")
 
     out += ["## Summary", ""]
@@ -1055,18 +1062,7 @@ def render_html(record: dict[str, Any]) -> str:
     ]
     banner = [f"<p><strong>Outcome: {_e(status.upper())}</strong>: "
               f"{_e(outcome.get('summary') or 'no summary yet')}</p>"]
-    state = _maintenance_line(record)
-    if state:
-        banner.append(f"<p><strong>Platform:</strong> {_e(state)}</p>")
-    stop = _stopped_line(record)
-    if stop and status != "succeeded":
-        banner.append(f"<p><strong>Stopped at:</strong> {_e(stop)}</p>")
-    step = _next_step(record)
-    if step:
-        banner.append(f"<p><strong>Next step:</strong> {_e(step)}</p>")
-    banner.append(f"<p><strong>Kind:</strong> {_e(kind)}, mode {_e(record.get('mode') or DASH)}, "
-                  f"{_e(record.get('procedure') or DASH)} procedure, {_e(_version_line(record))}</p>")
-    banner.append(f"<p><strong>Total time:</strong> {_e(_total_verdict(record))}</p>")
+    banner += [f"<p><strong>{_e(label)}:</strong> {_e(text)}</p>" for label, text in _banner(record, kind, status)]
     parts.append(f'<section class="outcome {_e(status)}">{"".join(banner)}</section>')
 
     parts.append("<h2>Summary</h2>")

@@ -18,7 +18,7 @@ from ansible.module_utils.mongo_snapshot import database_facts
 
 from rollbackctl.paths import INCIDENTS_ENV
 
-from ..conftest import DISTINCTIVE_DB_PASSWORD
+from ..conftest import DISTINCTIVE_DB_PASSWORD, files_holding
 from ..platform_client import PlatformClient
 
 pytestmark = pytest.mark.sandbox
@@ -210,11 +210,4 @@ def test_database_password_appears_in_no_output_or_file(rolled_back, sandbox):
         sandbox.directory / "db" / "ferretdb.env",
     }
     roots = [sandbox.directory, sandbox.runs_dir, Path(os.environ[INCIDENTS_ENV])]
-    leaks = []
-    for root in roots:
-        for path in root.rglob("*"):
-            if not path.is_file() or path in allowed or "data" in path.relative_to(root).parts[:2]:
-                continue
-            if DISTINCTIVE_DB_PASSWORD.encode() in path.read_bytes():
-                leaks.append(str(path))
-    assert leaks == []
+    assert files_holding(DISTINCTIVE_DB_PASSWORD, roots, allowed) == []

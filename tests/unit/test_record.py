@@ -172,3 +172,15 @@ def test_phases_are_skipped_for_a_reason(record):
     record.data["environment"]["rollback_needed"] = False
     assert "nothing to roll back" in skip_reason("maintenance_on", record, check=False)
     assert skip_reason("post_verify", record, check=False) is None
+
+
+def test_communication_counts_only_when_a_notification_was_delivered(record):
+    record.start_phase("announce")
+    record.finish_phase("announce", "ok")
+    item = next(c for c in record.data["checklist"] if c["item"] == "Rollback decision made and communicated")
+    assert not item["done"] and "nobody was notified" in item["note"]
+    record.apply_stats({"notifications": [{"channel": "webhook", "event": "rollback_completed", "status": "sent"}]})
+    record.start_phase("notify_done")
+    record.finish_phase("notify_done", "ok")
+    item = next(c for c in record.data["checklist"] if c["item"] == "Stakeholders notified")
+    assert item["done"] and item["at"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from rollbackctl import phases
 from rollbackctl.errors import RollbackctlError
 from rollbackctl.paths import INCIDENTS_ENV, IncidentNotFound
 from rollbackctl.report import (
@@ -46,18 +47,7 @@ PHASES = [
     ("maintenance_off", "Disable maintenance mode", (5, 5)),
     ("verify_full", "Post-rollback verification", (15, 30)),
 ]
-APPENDIX_A = [
-    "Rollback decision made and communicated",
-    "Maintenance mode enabled",
-    "Application code rolled back",
-    "Application status verified",
-    "Database rolled back (if necessary)",
-    "Database status verified",
-    "Maintenance mode disabled",
-    "Post-rollback verification completed",
-    "Stakeholders notified",
-    "Incident report initiated",
-]
+APPENDIX_A = list(phases.CHECKLIST)
 # seconds each phase takes in the successful run: db_restore exceeds its 30 min estimate
 DURATIONS = [40, 120, 65, 12 * 60, 4 * 60, 34 * 60, 6 * 60, 30, 18 * 60]
 
