@@ -184,3 +184,16 @@ def test_communication_counts_only_when_a_notification_was_delivered(record):
     record.finish_phase("notify_done", "ok")
     item = next(c for c in record.data["checklist"] if c["item"] == "Stakeholders notified")
     assert item["done"] and item["at"]
+
+
+@pytest.mark.parametrize("path", ["../etc/passwd", "/var/log/nginx/error.log", "logs/app1/../../x.log"])
+def test_collected_logs_must_stay_inside_the_record(record, path):
+    record.data["logs"].append({"host": "app1", "source": "x", "file": path, "lines": 1})
+    with pytest.raises(RecordInvalid, match="logs/0/file"):
+        record.save()
+
+
+def test_a_record_written_with_ids_that_would_escape_the_folder_is_invalid(record):
+    record.data["incident_id"] = "a..b"
+    with pytest.raises(RecordInvalid, match="incident_id"):
+        record.save()
