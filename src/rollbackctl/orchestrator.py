@@ -291,7 +291,6 @@ class Rollback:
             if phase.name != "preflight" and not self.check:
                 self._collect_logs_best_effort(cancelled)
             self.ctx.progress.phase_finished(phase, "FAILED", error)
-            self.ctx.progress.message(f"next step: {next_step}")
             return EXIT_PHASE_FAILED
         self._after(phase.name, results)
         record.finish_phase(phase.name, "ok", hosts_changed=hosts, changed=changed, artifacts=artifacts)

@@ -75,6 +75,19 @@ def test_refused_authority_changes_nothing(sandbox):
     assert _listing(_incidents(), Path(os.environ[STATE_ENV])) == files
 
 
+def test_unknown_version_stops_in_preflight_with_a_record_and_changes_nothing(sandbox):
+    before = _platform(sandbox)
+    result = rollbackctl("run", "standard", "-i", "inventories/local", "--to", "v0.8.7", "--reason", "x",
+                         *AUTHORITY, "--incident-id", "INC-UNKNOWN-VERSION")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "v0.8.7" in result.stdout + result.stderr
+    record = _record("INC-UNKNOWN-VERSION")
+    validate(record)
+    assert record["outcome"]["status"] == "failed" and "nothing was changed" in record["outcome"]["next_step"]
+    assert [p["status"] for p in record["phases"]][:2] == ["failed", "pending"]
+    assert _platform(sandbox) == before
+
+
 def test_emergency_procedure_says_it_is_not_available(sandbox):
     result = rollbackctl("run", "emergency", "-i", "inventories/local", "--to", "v0.9.0", "--reason", "x", *AUTHORITY)
     assert result.returncode == 2
