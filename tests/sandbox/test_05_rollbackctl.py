@@ -1,12 +1,14 @@
-"""rollbackctl on the real sandbox, after test_04 rolled v1.0.0 back (v0.9.0 live, v1.0.0 marked bad).
+"""rollbackctl on the real sandbox, after test_04 (which ends on a v1.0.0 rebuilt from git, v0.9.0 marked bad).
 
-What an on-call engineer does with the wrapper, then a bad day: no authority, a second rollback while one
+First the operator's way back to the stable release with the wrapper (a code-only rollback: the database
+already has the schema v0.9.0 needs). Then a bad day: no authority, a second rollback while one
 holds the lock, a run killed mid-phase and resumed; then the plan's Rollback Testing (`rehearse`), the
 record written by the callback under plain ansible-playbook, and secrets in every file the runs wrote.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -63,7 +65,35 @@ def in_project(project):
     os.chdir(cwd)
 
 
-def test_refused_authority_changes_nothing(sandbox):
+@pytest.fixture(scope="module", autouse=True)
+def stable(sandbox):
+    """v0.9.0 live: an operator clears its bad mark (test_04 rolled forward from it) and rolls back to it."""
+    root = sandbox.directory / "app" / "opt" / "chatbot-platform"
+    entry = {"event": "marked_good", "version": "v0.9.0", "at": "2026-01-01T00:00:00Z", "actor": "pytest"}
+    with (root / "releases" / "manifest.jsonl").open("a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+    (root / "releases" / "v0.9.0" / "BAD_RELEASE").unlink(missing_ok=True)
+    result = rollbackctl(*_run(*AUTHORITY, "--incident-id", "INC-BACK-TO-STABLE"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return _record("INC-BACK-TO-STABLE")
+
+
+def test_code_only_rollback_skips_the_database_and_says_why(stable, sandbox):
+    validate(stable)
+    assert _platform(sandbox) == {"current": "releases/v0.9.0", "health": "0.9.0", "maintenance": []}
+    status = {p["name"]: p for p in stable["phases"]}
+    if stable["outcome"]["status"] == "nothing_to_do":  # this file run alone, on a fresh sandbox
+        assert status["maintenance_on"]["status"] == "skipped"
+        return
+    assert stable["outcome"]["status"] == "succeeded" and stable["from_version"] == "v1.0.0"
+    assert status["db_restore"]["status"] == "skipped" and "not necessary" in status["db_restore"]["note"]
+    assert stable["database"]["restore"] is False and stable["pre_restore_snapshot"] is None
+    assert status["app_rollback"]["hosts_changed"] == ["sandbox-app"]
+    item = next(c for c in stable["checklist"] if c["item"] == "Database rolled back (if necessary)")
+    assert item["done"] and "not necessary" in item["note"]
+
+
+def test_refused_authority_changes_nothing(stable, sandbox):
     before, files = _platform(sandbox), _listing(_incidents(), Path(os.environ[STATE_ENV]))
     for authority in (["--decided-by", "Sam", "--role", "engineer"],
                       ["--decided-by", "Sam", "--role", "senior-engineer"],
@@ -147,7 +177,8 @@ def test_run_killed_mid_phase_resumes_into_one_coherent_record(sandbox, project,
         _wait_for_phase(incident, "db_restore", run, log)
         time.sleep(2)
     finally:
-        os.killpg(run.pid, signal.SIGKILL)  # the wrapper and its ansible-playbook: a lost session
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)  # the wrapper and its ansible-playbook: a lost session
         run.wait()
     assert "broke the stale lock" in log.read_text() and "INC-HOLDER-1" in log.read_text()
     assert {p["name"]: p["status"] for p in _record(incident)["phases"]}["db_restore"] == "running"
@@ -173,7 +204,8 @@ def test_run_killed_mid_phase_resumes_into_one_coherent_record(sandbox, project,
         assert not item["done"] and "nobody was notified" in item["note"]
     assert record["pre_restore_snapshot"] and record["backup"]["sha256"]
     assert _platform(sandbox) == {"current": "releases/v0.9.0", "health": "0.9.0", "maintenance": []}
-    assert sorted(p.name for p in _incidents().iterdir() if p.name.startswith("INC-")) == [incident]
+    assert sorted(p.name for p in _incidents().iterdir() if p.name.startswith("INC-KILLED")) == [incident]
+    assert not (_incidents() / "INC-AFTER-KILL").exists()
 
 
 @pytest.fixture(scope="module")
