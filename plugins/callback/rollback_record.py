@@ -208,10 +208,10 @@ class CallbackModule(CallbackBase):
         self._close_phase()
         self._ensure()
         rec = self.rec
-        self._adopt_logs(rec)
         data = rec.data
-        needed = data["environment"].get("from_versions") and any(
-            v != data["to_version"] for v in data["environment"]["from_versions"].values())
+        if rec.phase("collect_logs")["status"] == "pending":
+            rec.skip_phase("collect_logs", "not part of rollback.yml (it writes files): run playbooks/collect_logs.yml "
+                                           f"-e incident_logs_dir={rec.path / 'logs'}")
         if self.any_failure:
             phase, error = self.any_failure
             rec.set_outcome("failed", f"stopped in phase {phase}: {error}",
@@ -220,18 +220,7 @@ class CallbackModule(CallbackBase):
         elif any(p["status"] == "pending" for p in data["phases"]):
             rec.set_outcome("interrupted", "the playbook ended before every phase ran",
                             "run rollback.yml again (phases are idempotent)")
-        elif needed or data["database"]["restore"]:
-            rec.set_outcome("succeeded", f"rolled back to {data['to_version']}; verified; maintenance mode off")
         else:
-            rec.set_outcome("nothing_to_do", f"the platform already ran {data['to_version']}; verified it")
+            rec.conclude()
         rec.save()
         self._display.display(f"incident record: {rec.path}/incident.json")
-
-    @staticmethod
-    def _adopt_logs(rec):
-        logs = rec.path / "logs"
-        for path in sorted(logs.glob("*/*.log")) if logs.is_dir() else []:
-            text = path.read_text(errors="replace")
-            relative = str(path.relative_to(rec.path))
-            rec.write_text(relative, text)
-            rec.add_log(path.parent.name, path.stem, relative, text.count("\n"))

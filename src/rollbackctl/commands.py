@@ -263,16 +263,13 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                                          "returned_to_previous_state": not differences,
                                          "differences": differences})
         record.save()
-    from .report import render_markdown
-
-    (record.path / "rehearsal.md").write_text(render_markdown(record.rendered()))
     _print_outcome(record)
     if differences:
         for line in differences:
             print(f"difference: {line}")
         return code or 1
     print(f"the platform returned to its state before {bad}: releases and database content hashes match")
-    print(f"rehearsal report: {record.path / 'rehearsal.md'}")
+    print(f"rehearsal report (every phase against Appendix C): {record.path / 'incident.md'}")
     return code
 
 

@@ -43,7 +43,6 @@ class Context:
     project: Path
     runs_dir: Path
     progress: Progress
-    extra_env: dict[str, str] = field(default_factory=dict)
     extravars: dict[str, Any] = field(default_factory=dict)  # added to every phase (e.g. a rehearsal's receiver)
     on_phase_done: Callable[[str, IncidentRecord], None] | None = None  # tests and rehearse hook in here
 
@@ -190,7 +189,7 @@ class Rollback:
         ident = ident.replace(":", "")
         return run_playbook(project=self.ctx.project, playbook=step.playbook, inventory=self.inventory,
                             extravars={**self.ctx.extravars, **step.extravars}, check=self.check, ident=ident,
-                            runs_dir=self.ctx.runs_dir, envvars={"ROLLBACKCTL_RECORD": "off", **self.ctx.extra_env},
+                            runs_dir=self.ctx.runs_dir, envvars={"ROLLBACKCTL_RECORD": "off"},
                             on_event=self._event, raise_on_failure=False, cancel_callback=cancelled)
 
     # --- between phases --------------------------------------------------------------------
@@ -199,38 +198,20 @@ class Rollback:
         for result in results:
             self.record.apply_stats(result.custom_stats, phase=name)
         data = self.record.data
-        if name == "preflight":
-            stats = {}
-            for result in results:
-                stats.update(result.custom_stats)
-            rollback = stats.get("rollback") or {}
-            needed = rollback.get("needed", True)
-            if isinstance(needed, str):
-                needed = needed.lower() in ("true", "yes", "1")
-            data["environment"]["rollback_needed"] = bool(needed) or bool(data["database"]["restore"])
-            if not data["database"].get("backup_name") and data.get("from_version"):
-                data["database"]["backup_name"] = f"pre-deploy-{data['from_version']}"
+        if name == "preflight" and not data["database"].get("backup_name") and data.get("from_version"):
+            data["database"]["backup_name"] = f"pre-deploy-{data['from_version']}"  # backup.yml's name
         if name == "collect_logs":
-            self._adopt_logs()
+            self.record.adopt_logs()
 
     def _collect_logs_best_effort(self, cancelled: Cancelled) -> None:
         """After a failure the logs matter most: collect them now (the phase itself runs again on resume)."""
         try:
             result = self._run_step(steps_for("collect_logs", self.record)[0], cancelled, "collect_logs")
             if result.ok:
-                self._adopt_logs()
+                self.record.adopt_logs()
                 self.record.save()
         except Exception as exc:  # never let log collection hide the real failure
             self.ctx.progress.message(f"collecting the logs failed too: {exc}")
-
-    def _adopt_logs(self) -> None:
-        """Re-write the collected logs through the record (its redaction) and list them."""
-        logs = self.record.path / "logs"
-        for path in sorted(logs.glob("*/*.log")):
-            text = path.read_text(errors="replace")
-            relative = str(path.relative_to(self.record.path))
-            self.record.write_text(relative, text)
-            self.record.add_log(path.parent.name, path.stem, relative, text.count("\n"))
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -301,16 +282,11 @@ class Rollback:
 
     def _finish(self) -> int:
         record = self.record
-        data = record.data
         if self.check:
-            changed = sum(p["changed"] for p in data["phases"])
+            changed = sum(p["changed"] for p in record.data["phases"])
             record.set_outcome("succeeded", f"check mode: {changed} change(s) would be made; nothing was changed")
-        elif not data["environment"].get("rollback_needed", True):
-            record.set_outcome("nothing_to_do", f"the platform already ran {data['to_version']}; verified it")
         else:
-            restored = " and the database restored" if data["database"]["restore"] else ""
-            record.set_outcome("succeeded", f"rolled back from {data.get('from_version') or '?'} to "
-                               f"{data['to_version']}{restored}; verified; maintenance mode off")
+            record.conclude()
         record.save()
         return EXIT_OK
 

@@ -8,7 +8,6 @@ shipped in the package before it replaces the previous version.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import phases as phase_table
-from .redact import redact
+from .redact import redact, redact_text
 
 SCHEMA_VERSION = 1
 PHASE_DONE = ("ok", "skipped")
@@ -84,6 +83,13 @@ def _new_phase(phase: phase_table.Phase) -> dict[str, Any]:
         "within_estimate": None, "hosts_changed": [], "changed": 0, "playbooks": [], "attempts": [],
         "error": None, "note": None,
     }
+
+
+def _as_bool(value: Any) -> bool:
+    """set_stats values may arrive as strings ("True") depending on templating."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1")
+    return bool(value)
 
 
 def _as_int(value: Any) -> int | None:
@@ -266,8 +272,10 @@ class IncidentRecord:
         if isinstance(preflight, Mapping):
             self.set_preflight(preflight)
         rollback = stats.get("rollback")
-        if isinstance(rollback, Mapping):
+        if isinstance(rollback, Mapping):  # preflight's verdict: is there anything to roll back?
             self.data["environment"]["from_versions"] = dict(rollback.get("from_versions") or {})
+            self.data["environment"]["rollback_needed"] = (_as_bool(rollback.get("needed", True))
+                                                           or bool(self.data["database"]["restore"]))
         backup = stats.get("backup")
         if isinstance(backup, Mapping) and backup.get("manifest"):
             self.data["backup"] = {"manifest": backup["manifest"], "sha256": backup.get("sha256"),
@@ -304,10 +312,7 @@ class IncidentRecord:
         database = self.data["database"]
         database["target_schema"] = _as_int(preflight.get("target_schema"))
         database["database_schema"] = _as_int(preflight.get("database_schema"))
-        restore = preflight.get("database_restore")
-        if isinstance(restore, str):
-            restore = restore.strip().lower() in ("true", "yes", "1")
-        database["restore"] = bool(restore)
+        database["restore"] = _as_bool(preflight.get("database_restore"))
         requested = database["requested"]
         if requested == "yes":
             database["reason"] = "asked for (--database yes)"
@@ -323,6 +328,16 @@ class IncidentRecord:
             self.data["backup"] = {"manifest": str(preflight["backup_manifest"]), "sha256": preflight["backup_sha256"],
                                    "size": None, "created_at": preflight.get("backup_created_at"),
                                    "host": preflight.get("host")}
+
+    def conclude(self) -> None:
+        """The outcome of a run whose every phase is done: rolled back, or nothing to roll back."""
+        data = self.data
+        if not data["environment"].get("rollback_needed", True):
+            self.set_outcome("nothing_to_do", f"the platform already ran {data['to_version']}; verified it")
+            return
+        restored = " and the database restored" if data["database"]["restore"] else ""
+        self.set_outcome("succeeded", f"rolled back from {data.get('from_version') or '?'} to "
+                                      f"{data['to_version']}{restored}; verified; maintenance mode off")
 
     def add_log(self, host: str, source: str, file: str, lines: int | None = None) -> None:
         entry = {"host": host, "source": source, "file": file, "lines": lines}
@@ -343,7 +358,7 @@ class IncidentRecord:
 
     def add_event(self, event: Mapping[str, Any]) -> None:
         """Append one runner/callback event, redacted, to events.jsonl."""
-        line = json.dumps(redact(copy.deepcopy(dict(event)), self.secrets), default=str, sort_keys=True)
+        line = json.dumps(redact(dict(event), self.secrets), default=str, sort_keys=True)
         events = self.path / "events.jsonl"
         fd = os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         with os.fdopen(fd, "a") as handle:
@@ -351,8 +366,6 @@ class IncidentRecord:
 
     def write_text(self, relative: str, text: str) -> Path:
         """A redacted text file inside the record (collected logs)."""
-        from .redact import redact_text
-
         target = (self.path / relative).resolve()
         if self.path.resolve() not in target.parents:
             raise ValueError(f"{relative!r} is outside the incident folder")
@@ -360,10 +373,19 @@ class IncidentRecord:
         _atomic_write(target, redact_text(text, self.secrets))
         return target
 
+    def adopt_logs(self) -> None:
+        """List the logs collect_logs.yml wrote into logs/<host>/, re-writing them through this record's
+        redaction (it knows the incident's secret values)."""
+        for path in sorted((self.path / "logs").glob("*/*.log")):
+            text = path.read_text(errors="replace")
+            relative = str(path.relative_to(self.path))
+            self.write_text(relative, text)
+            self.add_log(path.parent.name, path.stem, relative, text.count("\n"))
+
     def rendered(self) -> dict[str, Any]:
         """The data as written: redacted, with updated_at refreshed."""
         self.data["updated_at"] = utcnow()
-        return redact(copy.deepcopy(self.data), self.secrets)
+        return redact(self.data, self.secrets)  # a redacted copy; self.data is left as it is
 
     def save(self) -> Path:
         data = self.rendered()

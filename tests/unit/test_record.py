@@ -197,3 +197,13 @@ def test_a_record_written_with_ids_that_would_escape_the_folder_is_invalid(recor
     record.data["incident_id"] = "a..b"
     with pytest.raises(RecordInvalid, match="incident_id"):
         record.save()
+
+
+@pytest.mark.parametrize(("needed", "restore", "status"), [
+    ("True", "False", "succeeded"), ("False", "False", "nothing_to_do"), ("False", "True", "succeeded")])
+def test_preflight_verdict_decides_the_outcome_of_both_writers(record, needed, restore, status):
+    record.apply_stats({"preflight": {"from_version": "v1.0.0", "database_restore": restore},
+                        "rollback": {"needed": needed, "from_versions": {"app1": "v1.0.0"}}})
+    record.conclude()
+    assert record.data["outcome"]["status"] == status
+    assert record.data["environment"]["from_versions"] == {"app1": "v1.0.0"}
