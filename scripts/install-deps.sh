@@ -29,7 +29,10 @@ PM2_VERSION=6.0.8
 
 step "Debian packages"
 need=()
-for pkg in nginx-light git podman runc debootstrap uidmap rsync file prometheus; do
+# golang-github-containernetworking-plugin-dnsname: container names resolve on podman networks (CNI
+# backend of podman 4.3); busybox-static: the tiny image podman-setup.sh checks that with.
+for pkg in nginx-light git podman runc debootstrap uidmap rsync file prometheus \
+    golang-github-containernetworking-plugin-dnsname busybox-static; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -98,3 +98,46 @@ fi
 runtime=$(podman info --format '{{.Host.OCIRuntime.Name}}' 2>/dev/null || echo '?')
 netbackend=$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null || echo '?')
 log "podman $(podman version --format '{{.Client.Version}}' 2>/dev/null || echo '?') works (runtime: $runtime, network backend: $netbackend)"
+
+# Containers of a scenario find each other by name (the app container connects to chatbot-db1).
+# With the CNI backend that needs the dnsname plugin; check it, then check it works.
+if [ "$netbackend" = cni ] && ! [ -x /usr/lib/cni/dnsname ]; then
+  die "podman uses the CNI network backend but its dnsname plugin is missing, so containers cannot resolve each other by name; install it with: apt-get install -y golang-github-containernetworking-plugin-dnsname"
+fi
+[ "$check_only" = 1 ] && exit 0
+busybox=$(command -v busybox || true)
+[ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q 'statically linked' \
+  || die "a static busybox is needed for the name-resolution check; install it with: apt-get install -y busybox-static"
+image=localhost/rollback-netcheck:busybox
+if ! podman image exists "$image"; then
+  root=$(mktemp -d)
+  mkdir -p "$root/bin"
+  cp "$busybox" "$root/bin/busybox"
+  for applet in sh sleep nslookup; do ln -s busybox "$root/bin/$applet"; done
+  tar -C "$root" -c . | podman import --quiet - "$image" >/dev/null
+  rm -rf "$root"
+fi
+suffix=$$
+net=rollback-netcheck-$suffix
+server=rollback-netcheck-a-$suffix
+cleanup_netcheck() {
+  podman rm -f -t 0 "$server" >/dev/null 2>&1 || true
+  podman network rm -f "$net" >/dev/null 2>&1 || true
+}
+trap cleanup_netcheck EXIT
+podman network create "$net" >/dev/null
+podman run -d --name "$server" --network "$net" "$image" sleep 60 >/dev/null
+resolved=""
+for _ in 1 2 3 4 5; do
+  if resolved=$(podman run --rm --network "$net" "$image" nslookup "$server" 2>&1); then
+    break
+  fi
+  resolved="FAILED: $resolved"
+  sleep 1
+done
+case "$resolved" in
+  FAILED:*|"")
+    echo "$resolved" >&2
+    die "two containers on the podman network $net cannot resolve each other by name (output above); with the CNI backend install golang-github-containernetworking-plugin-dnsname" ;;
+esac
+log "containers on a project network resolve each other by name"
