@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-import ansible.module_utils
 import pytest
+from ansible.plugins.loader import init_plugin_loader
 
 from rollbackctl.paths import INCIDENTS_ENV, STATE_ENV
 from rollbackctl.project import find_project
@@ -15,9 +15,9 @@ from rollbackctl.sandbox import DIR_ENV, PORT_ENV, Sandbox
 
 from .platform_client import PlatformClient
 
-# Make the project's module_utils importable as Ansible sees them (ansible.cfg: module_utils = ...),
-# so that tests import `ansible.module_utils.pm2` exactly as the modules do.
-ansible.module_utils.__path__.append(str(Path(__file__).resolve().parents[1] / "plugins" / "module_utils"))
+# The collection chatbot.rollback, found the way ansible-core finds it (ansible.cfg's collections_path), so that
+# tests import `ansible_collections.chatbot.rollback.plugins.module_utils.pm2` exactly as the modules do.
+init_plugin_loader([str(Path(__file__).resolve().parents[1] / ".collections")])
 
 # Tests use their own sandbox directory and ports, so a user's sandbox on the default ports is untouched.
 TEST_PORT_BASE = "28080"

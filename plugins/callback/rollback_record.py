@@ -7,11 +7,18 @@ writes the same record as `rollbackctl run` - with the same code (rollbackctl.re
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from ansible import context
 from ansible.plugins.callback import CallbackBase
+
+try:
+    from rollbackctl import authority as authority_mod
+    from rollbackctl import record
+except ImportError as exc:  # the collection without its Python package: say so, never fail the playbook
+    ROLLBACKCTL_IMPORT_ERROR = exc
+else:
+    ROLLBACKCTL_IMPORT_ERROR = None
 
 DOCUMENTATION = r"""
 name: rollback_record
@@ -26,7 +33,7 @@ description:
   - Decision authority is not enforced here; with C(decided_by) and C(decided_by_role) (and optionally
     C(consensus), a list of NAME:ROLE) it is checked and recorded, otherwise recorded as not checked.
 requirements:
-  - the rollbackctl package (installed, or the project's src/ directory next to plugins/)
+  - the rollbackctl Python package (C(pip install rollbackctl); it is in the execution environment)
 options:
   incidents_dir:
     description: Where incident folders are written; default C(incidents/) in the project.
@@ -40,16 +47,6 @@ options:
     env:
       - name: ROLLBACKCTL_RECORD
 """
-
-
-def _rollbackctl():
-    try:
-        import rollbackctl.record  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-    from rollbackctl import authority, phases, record
-
-    return authority, phases, record
 
 
 class CallbackModule(CallbackBase):
@@ -76,12 +73,15 @@ class CallbackModule(CallbackBase):
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
         self.enabled = str(self.get_option("enabled")).lower() not in ("off", "0", "false", "no")
+        if self.enabled and ROLLBACKCTL_IMPORT_ERROR is not None:
+            self._display.warning(f"rollback_record: no incident record is written: the rollbackctl Python package "
+                                  f"is not importable ({ROLLBACKCTL_IMPORT_ERROR}); install it next to ansible-core")
+            self.enabled = False
         self.incidents_dir = self.get_option("incidents_dir")
 
     # --- the record ------------------------------------------------------------------------
 
     def _create(self, incident_id):
-        authority_mod, _phases, record = _rollbackctl()
         extra = self.extra
         decided_by, role = str(extra.get("decided_by", "") or ""), str(extra.get("decided_by_role", "") or "")
         consensus = extra.get("consensus") or []
@@ -106,7 +106,6 @@ class CallbackModule(CallbackBase):
 
     def _ensure(self, incident_id=None):
         if self.rec is None:
-            _a, _p, record = _rollbackctl()
             self._create(incident_id or self.extra.get("incident_id")
                          or record.make_incident_id(self.extra.get("rollback_to")))
 
@@ -135,7 +134,6 @@ class CallbackModule(CallbackBase):
     def _close_phase(self):
         if not self.phase:
             return
-        _a, _p, record = _rollbackctl()
         if self.phase_failed:
             status, error = "failed", "; ".join(self.phase_failed[:3])
         else:
@@ -158,7 +156,6 @@ class CallbackModule(CallbackBase):
         if name == self.phase:
             return
         self._close_phase()
-        _a, _p, record = _rollbackctl()
         self.phase, self.phase_failed, self.phase_ran = name, [], False
         self.phase_changed_hosts, self.phase_changed = set(), 0
         self._later("_do_start", name, None, record.utcnow())
@@ -170,7 +167,6 @@ class CallbackModule(CallbackBase):
         host = result._host.get_name()
         event = {"event": kind, "phase": self.phase, "host": host, "task": result._task.get_name(),
                  "changed": bool(res.get("changed")), "msg": str(res.get("msg", ""))[:2000]}
-        _a, _p, record = _rollbackctl()
         event["created"] = record.utcnow()
         self._later("_do_event", event)
         stats = res.get("ansible_stats")

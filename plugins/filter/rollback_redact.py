@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from ansible.errors import AnsibleFilterError
+
+try:
+    from rollbackctl import redact
+except ImportError as exc:
+    REDACT_IMPORT_ERROR = exc
+else:
+    REDACT_IMPORT_ERROR = None
 
 DOCUMENTATION = r"""
 name: rollback_redact
@@ -11,6 +17,8 @@ short_description: Redact secrets (credentials in URIs, tokens, passwords) from 
 description:
   - Applies the same redaction as the incident record written by rollbackctl.
   - Credentials in URIs become C(********); values of secret-looking keys are replaced; listed values are removed.
+requirements:
+  - the rollbackctl Python package (it is in the execution environment)
 positional: _input
 options:
   _input:
@@ -27,7 +35,7 @@ options:
 EXAMPLES = r"""
 - name: Write a log without secrets
   ansible.builtin.copy:
-    content: "{{ log_text | rollback_redact }}"
+    content: "{{ log_text | chatbot.rollback.rollback_redact }}"
     dest: /tmp/app.log
     mode: "0640"
 """
@@ -39,17 +47,9 @@ _value:
 """
 
 
-def _redaction():
-    try:
-        from rollbackctl import redact
-    except ImportError:  # under AWX the project is checked out but the package may not be installed
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
-        from rollbackctl import redact
-    return redact
-
-
 def rollback_redact(value, secrets=None):
-    redact = _redaction()
+    if REDACT_IMPORT_ERROR is not None:  # never let an unredacted value through
+        raise AnsibleFilterError(f"rollback_redact needs the rollbackctl Python package: {REDACT_IMPORT_ERROR}")
     if isinstance(value, str):
         return redact.redact_text(value, secrets or ())
     return redact.redact(value, secrets or ())

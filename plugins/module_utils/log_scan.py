@@ -18,7 +18,7 @@ import datetime
 import os
 import re
 
-from ansible.module_utils.api_check import FAIL, PASS, SKIP, check
+from ansible_collections.chatbot.rollback.plugins.module_utils.api_check import FAIL, PASS, SKIP, check
 
 DEFAULT_PATTERNS = (
     "Error:",

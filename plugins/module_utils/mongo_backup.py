@@ -28,9 +28,23 @@ import subprocess
 import tempfile
 import uuid as uuidlib
 
-from ansible.module_utils.mongo_archive import ArchiveError, ArchiveReader, ArchiveWriter, CollectionEntry
-from ansible.module_utils.mongo_common import database_name, scrub, server_version, uri_without_database
-from ansible.module_utils.mongo_snapshot import archive_facts, compare, is_user_collection
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_archive import (
+    ArchiveError,
+    ArchiveReader,
+    ArchiveWriter,
+    CollectionEntry,
+)
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import (
+    database_name,
+    scrub,
+    server_version,
+    uri_without_database,
+)
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import (
+    archive_facts,
+    compare,
+    is_user_collection,
+)
 
 try:
     import pymongo

@@ -26,7 +26,7 @@ import tempfile
 import traceback
 from collections.abc import Iterable
 
-from ansible.module_utils.mongo_archive import ArchiveError, document_id
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_archive import ArchiveError, document_id
 
 try:
     from bson import json_util

@@ -107,7 +107,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Check the app right after the code rollback (maintenance mode on)
-  chatbot_api_check:
+  chatbot.rollback.chatbot_api_check:
     url: https://chat.example.com
     scope: app
     user: synthetic-monitor
@@ -118,7 +118,7 @@ EXAMPLES = r"""
   no_log: true
 
 - name: Post-rollback verification of every critical operation
-  chatbot_api_check:
+  chatbot.rollback.chatbot_api_check:
     url: https://chat.example.com
     scope: full
     user: synthetic-monitor
@@ -149,8 +149,15 @@ summary:
   type: str
 """
 
-from ansible.module_utils.api_check import Api, Options, failed, release_version, run_checks, summary
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.chatbot.rollback.plugins.module_utils.api_check import (
+    Api,
+    Options,
+    failed,
+    release_version,
+    run_checks,
+    summary,
+)
 
 
 def main() -> None:

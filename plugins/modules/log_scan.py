@@ -69,7 +69,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: Look for startup errors since the release switch
-  log_scan:
+  chatbot.rollback.log_scan:
     paths:
       - /opt/chatbot-platform/shared/logs/app-err.log
       - /opt/chatbot-platform/shared/logs/app-out.log
@@ -77,7 +77,7 @@ EXAMPLES = r"""
   register: logs
 
 - name: Look at the last ten minutes, tolerating a log not written yet
-  log_scan:
+  chatbot.rollback.log_scan:
     paths: [/var/log/chatbot/worker.log]
     missing_ok: true
 """
@@ -109,7 +109,13 @@ since:
 import datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.log_scan import DEFAULT_MAX_BYTES, DEFAULT_PATTERNS, UTC, parse_since, scan
+from ansible_collections.chatbot.rollback.plugins.module_utils.log_scan import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_PATTERNS,
+    UTC,
+    parse_since,
+    scan,
+)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ description:
 version_added: "0.1.0"
 author: Chatbot platform rollback toolkit
 extends_documentation_fragment:
-  - mongo_uri
+  - chatbot.rollback.mongo_uri
 options:
   dest:
     description:
@@ -74,7 +74,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Back the database up before switching to the new release
-  mongodb_backup:
+  chatbot.rollback.mongodb_backup:
     uri: "{{ chatbot_mongodb_uri }}"
     dest: /var/backups/chatbot/pre-v1.4.0.archive.gz
     release: v1.4.0
@@ -83,7 +83,7 @@ EXAMPLES = r"""
   register: __backup
 
 - name: Take a fresh backup even if one exists at that path
-  mongodb_backup:
+  chatbot.rollback.mongodb_backup:
     uri: "{{ chatbot_mongodb_uri }}"
     dest: /var/backups/chatbot/manual.archive.gz
     engine: pymongo
@@ -137,7 +137,7 @@ msg:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mongo_backup import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_backup import (
     BACKUP_ENGINES,
     BackupError,
     check,
@@ -147,8 +147,13 @@ from ansible.module_utils.mongo_backup import (
     resolve_engine,
     supersede,
 )
-from ansible.module_utils.mongo_common import connect, database_name, mongo_argument_spec, scrub
-from ansible.module_utils.mongo_snapshot import compare, database_facts
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import (
+    connect,
+    database_name,
+    mongo_argument_spec,
+    scrub,
+)
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import compare, database_facts
 
 try:
     from pymongo.errors import PyMongoError

@@ -37,11 +37,11 @@ requirements:
 
 EXAMPLES = r"""
 - name: Refuse to go on with a backup that is not intact
-  mongodb_backup_check:
+  chatbot.rollback.mongodb_backup_check:
     manifest: /var/backups/chatbot/pre-v1.4.0.manifest.json
 
 - name: List the problems of every backup without failing
-  mongodb_backup_check:
+  chatbot.rollback.mongodb_backup_check:
     manifest: "{{ item }}"
     fail_on_problem: false
   loop: "{{ __manifests.files | map(attribute='path') }}"
@@ -102,8 +102,13 @@ collections:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.mongo_archive import BSON_IMPORT_ERROR, HAS_BSON
-from ansible.module_utils.mongo_backup import BackupError, archive_path, check, load_manifest
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_archive import BSON_IMPORT_ERROR, HAS_BSON
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_backup import (
+    BackupError,
+    archive_path,
+    check,
+    load_manifest,
+)
 
 FACT_KEYS = ("database", "created_at", "release", "labels", "engine", "sha256", "size", "server_version",
              "tool_version")

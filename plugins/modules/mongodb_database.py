@@ -14,7 +14,7 @@ description:
 version_added: "0.1.0"
 author: Chatbot platform rollback toolkit
 extends_documentation_fragment:
-  - mongo_uri
+  - chatbot.rollback.mongo_uri
 options:
   name:
     description: The scratch database.
@@ -34,7 +34,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: Remove the test-restore database
-  mongodb_database:
+  chatbot.rollback.mongodb_database:
     uri: "{{ mongodb_uri }}"
     name: chatbot-platform-restore-test
     state: absent
@@ -48,7 +48,12 @@ existed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mongo_common import connect, database_name, mongo_argument_spec, scrub
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import (
+    connect,
+    database_name,
+    mongo_argument_spec,
+    scrub,
+)
 
 try:
     from pymongo.errors import PyMongoError

@@ -18,7 +18,7 @@ description:
 version_added: "0.1.0"
 author: Chatbot platform rollback toolkit
 extends_documentation_fragment:
-  - mongo_uri
+  - chatbot.rollback.mongo_uri
 options:
   document:
     description: A document field to read, given as C(collection), C(id) and C(field) (dotted path allowed).
@@ -36,13 +36,13 @@ attributes:
 
 EXAMPLES = r"""
 - name: Read the platform's schema version
-  mongodb_health:
+  chatbot.rollback.mongodb_health:
     uri: "{{ mongodb_uri }}"
     document: {collection: meta, id: schema, field: version}
   register: db
 
 - name: Check connectivity without failing
-  mongodb_health:
+  chatbot.rollback.mongodb_health:
     uri: "{{ mongodb_uri }}"
     fail_when_unreachable: false
 """
@@ -78,7 +78,7 @@ value:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mongo_common import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import (
     MongoConnectionError,
     connect,
     database_name,

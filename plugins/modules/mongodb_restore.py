@@ -21,7 +21,7 @@ description:
 version_added: "0.1.0"
 author: Chatbot platform rollback toolkit
 extends_documentation_fragment:
-  - mongo_uri
+  - chatbot.rollback.mongo_uri
 options:
   manifest:
     description: Path of the backup's manifest (C(X.manifest.json)); the archive is the one it names.
@@ -59,12 +59,12 @@ notes:
 
 EXAMPLES = r"""
 - name: Roll the database back to the backup taken before the release
-  mongodb_restore:
+  chatbot.rollback.mongodb_restore:
     uri: "{{ chatbot_mongodb_uri }}"
     manifest: /var/backups/chatbot/pre-v1.4.0.manifest.json
 
 - name: Restore a copy next to the live database, for inspection
-  mongodb_restore:
+  chatbot.rollback.mongodb_restore:
     uri: "{{ chatbot_mongodb_uri }}"
     manifest: /var/backups/chatbot/pre-v1.4.0.manifest.json
     target_database: chatbot-platform-restored
@@ -122,7 +122,7 @@ verify_differences:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mongo_backup import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_backup import (
     RESTORE_ENGINES,
     BackupError,
     archive_path,
@@ -131,8 +131,18 @@ from ansible.module_utils.mongo_backup import (
     resolve_engine,
     restore,
 )
-from ansible.module_utils.mongo_common import connect, database_name, mongo_argument_spec, scrub
-from ansible.module_utils.mongo_snapshot import compare, counts, database_facts, differing_collections
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import (
+    connect,
+    database_name,
+    mongo_argument_spec,
+    scrub,
+)
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import (
+    compare,
+    counts,
+    database_facts,
+    differing_collections,
+)
 
 try:
     from pymongo.errors import PyMongoError

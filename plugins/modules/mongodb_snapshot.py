@@ -18,7 +18,7 @@ description:
 version_added: "0.1.0"
 author: Chatbot platform rollback toolkit
 extends_documentation_fragment:
-  - mongo_uri
+  - chatbot.rollback.mongo_uri
 options:
   collections:
     description:
@@ -47,12 +47,12 @@ notes:
 
 EXAMPLES = r"""
 - name: Record the facts of the database before a release
-  mongodb_snapshot:
+  chatbot.rollback.mongodb_snapshot:
     uri: "{{ chatbot_mongodb_uri }}"
   register: __db_before
 
 - name: Check the database against the backup taken before the release
-  mongodb_snapshot:
+  chatbot.rollback.mongodb_snapshot:
     uri: "{{ chatbot_mongodb_uri }}"
     compare_to: /var/backups/chatbot/pre-v1.4.0.manifest.json
     fail_on_difference: true
@@ -104,15 +104,15 @@ matches:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.mongo_backup import BackupError, load_manifest
-from ansible.module_utils.mongo_common import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_backup import BackupError, load_manifest
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import (
     connect,
     database_name,
     mongo_argument_spec,
     scrub,
     server_version,
 )
-from ansible.module_utils.mongo_snapshot import compare, counts, database_facts
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import compare, counts, database_facts
 
 try:
     from pymongo.errors import PyMongoError

@@ -45,7 +45,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: Let in-flight requests finish before touching the app
-  nginx_drain:
+  chatbot.rollback.nginx_drain:
     url: http://127.0.0.1/nginx_status
     timeout: 60
 """
@@ -77,8 +77,12 @@ samples:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.nginx_status import StubStatusError, in_flight, parse_stub_status
 from ansible.module_utils.urls import open_url
+from ansible_collections.chatbot.rollback.plugins.module_utils.nginx_status import (
+    StubStatusError,
+    in_flight,
+    parse_stub_status,
+)
 
 
 def _read(url: str) -> dict:

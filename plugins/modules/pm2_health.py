@@ -19,7 +19,7 @@ description:
 version_added: "0.1.0"
 author: Chatbot platform rollback toolkit
 extends_documentation_fragment:
-  - pm2
+  - chatbot.rollback.pm2
 options:
   instances:
     description: Number of instances expected online; when not given, at least one.
@@ -44,7 +44,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: Check the app's workers over five seconds
-  pm2_health:
+  chatbot.rollback.pm2_health:
     name: app
     pm2_home: /opt/chatbot-platform/.pm2
     instances: 2
@@ -75,9 +75,9 @@ after:
 
 import time
 
-from ansible.module_utils.api_check import FAIL, PASS, SKIP, check
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pm2 import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.api_check import FAIL, PASS, SKIP, check
+from ansible_collections.chatbot.rollback.plugins.module_utils.pm2 import (
     Pm2Error,
     is_running,
     pm2_argument_spec,

@@ -19,7 +19,7 @@ description:
 version_added: "0.1.0"
 author: Chatbot platform rollback toolkit
 extends_documentation_fragment:
-  - pm2
+  - chatbot.rollback.pm2
 options:
   state:
     description: Desired state.
@@ -64,21 +64,21 @@ attributes:
 
 EXAMPLES = r"""
 - name: Start the app from its ecosystem file
-  pm2_process:
+  chatbot.rollback.pm2_process:
     name: app
     pm2_home: /opt/chatbot-platform/.pm2
     ecosystem: /opt/chatbot-platform/shared/ecosystem.config.js
     instances: 2
 
 - name: Reload the app after a release switch
-  pm2_process:
+  chatbot.rollback.pm2_process:
     name: app
     pm2_home: /opt/chatbot-platform/.pm2
     ecosystem: /opt/chatbot-platform/shared/ecosystem.config.js
     state: reloaded
 
 - name: Stop the app so that no writes arrive
-  pm2_process:
+  chatbot.rollback.pm2_process:
     name: app
     pm2_home: /opt/chatbot-platform/.pm2
     state: stopped
@@ -109,7 +109,7 @@ processes:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pm2 import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.pm2 import (
     Pm2,
     Pm2Error,
     is_running,

@@ -65,13 +65,13 @@ attributes:
 
 EXAMPLES = r"""
 - name: Find the rollback target
-  release_manifest:
+  chatbot.rollback.release_manifest:
     root: /opt/chatbot-platform
     version: previous
   register: releases
 
 - name: Mark the rolled-back release bad
-  release_manifest:
+  chatbot.rollback.release_manifest:
     root: /opt/chatbot-platform
     state: bad
     version: v1.0.0
@@ -116,7 +116,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.releases import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.releases import (
     MANIFEST_NAME,
     ManifestError,
     append_entry,

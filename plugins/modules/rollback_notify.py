@@ -107,7 +107,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Announce the rollback in the team channel
-  rollback_notify:
+  chatbot.rollback.rollback_notify:
     incident_id: 20240501T101500Z-api-5xx
     event: rollback_started
     channel: webhook
@@ -124,7 +124,7 @@ EXAMPLES = r"""
   register: notify_webhook
 
 - name: Open (or update) the status page incident
-  rollback_notify:
+  chatbot.rollback.rollback_notify:
     incident_id: 20240501T101500Z-api-5xx
     event: rollback_started
     channel: statuspage
@@ -191,7 +191,7 @@ component_status:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.notify import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.notify import (
     CHANNELS,
     EVENTS,
     NotifyError,

@@ -24,15 +24,15 @@ import ansible_runner
 import pymongo
 import pytest
 import yaml
-from ansible.module_utils.mongo_backup import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_backup import (
     build_manifest,
     dump,
     load_manifest,
     manifest_path_for,
     write_json_atomic,
 )
-from ansible.module_utils.mongo_common import connect
-from ansible.module_utils.mongo_snapshot import database_facts
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import connect
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import database_facts
 from bson import Binary, Int64, ObjectId
 
 PROJECT = Path(__file__).resolve().parents[2]

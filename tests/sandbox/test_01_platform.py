@@ -48,7 +48,7 @@ def test_releases_side_by_side_with_current_symlink(sandbox):
 
 
 def test_pm2_runs_two_cluster_workers(sandbox):
-    from ansible.module_utils.pm2 import Pm2, select, summarize
+    from ansible_collections.chatbot.rollback.plugins.module_utils.pm2 import Pm2, select, summarize
 
     pm2 = Pm2(binary="pm2", home=str(sandbox.directory / "app" / "pm2"))
     app = select(pm2.processes(), "app")

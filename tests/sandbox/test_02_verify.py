@@ -52,7 +52,7 @@ def _secret(sandbox, name: str) -> str:
 
 
 def _pm2(sandbox):
-    from ansible.module_utils.pm2 import Pm2
+    from ansible_collections.chatbot.rollback.plugins.module_utils.pm2 import Pm2
 
     return Pm2(binary="pm2", home=str(sandbox.directory / "app" / "pm2"))
 

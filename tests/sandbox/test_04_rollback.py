@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.mongo_archive import document_id, open_archive
-from ansible.module_utils.mongo_snapshot import database_facts
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_archive import document_id, open_archive
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import database_facts
 
 from rollbackctl.paths import INCIDENTS_ENV
 

@@ -9,7 +9,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ansible.module_utils.api_check import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.api_check import (
     BYPASS_HEADER,
     Api,
     HttpResult,

@@ -6,7 +6,7 @@ import datetime
 import os
 
 import pytest
-from ansible.module_utils.log_scan import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.log_scan import (
     DEFAULT_PATTERNS,
     MAX_SAMPLES,
     UTC,

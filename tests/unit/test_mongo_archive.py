@@ -16,7 +16,7 @@ import random
 
 import bson
 import pytest
-from ansible.module_utils.mongo_archive import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_archive import (
     MAGIC,
     TERMINATOR,
     ArchiveError,
@@ -28,7 +28,7 @@ from ansible.module_utils.mongo_archive import (
     document_id,
     metadata_json,
 )
-from ansible.module_utils.mongo_backup import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_backup import (
     BackupError,
     build_manifest,
     check,

@@ -10,8 +10,13 @@ import random
 
 import bson
 import pytest
-from ansible.module_utils.mongo_archive import ArchiveError, ArchiveReader, ArchiveWriter, CollectionEntry
-from ansible.module_utils.mongo_common import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_archive import (
+    ArchiveError,
+    ArchiveReader,
+    ArchiveWriter,
+    CollectionEntry,
+)
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import (
     database_name,
     mongo_argument_spec,
     redact_uri,
@@ -20,7 +25,7 @@ from ansible.module_utils.mongo_common import (
     uri_password,
     uri_without_database,
 )
-from ansible.module_utils.mongo_snapshot import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import (
     OrderedHasher,
     archive_facts,
     collection_facts,

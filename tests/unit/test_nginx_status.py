@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.nginx_status import StubStatusError, in_flight, parse_stub_status
+from ansible_collections.chatbot.rollback.plugins.module_utils.nginx_status import (
+    StubStatusError,
+    in_flight,
+    parse_stub_status,
+)
 
 SAMPLE = """Active connections: 7
 server accepts handled requests

@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
-from ansible.module_utils.notify import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.notify import (
     EVENTS,
     REDACTED,
     HttpRequest,

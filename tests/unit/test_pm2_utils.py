@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils.pm2 import Pm2Error, parse_jlist, plan, summarize
+from ansible_collections.chatbot.rollback.plugins.module_utils.pm2 import Pm2Error, parse_jlist, plan, summarize
 
 
 def _proc(name="app", status="online", pid=100, restarts=0, unstable=0, secret="s3cr3t"):

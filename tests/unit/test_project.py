@@ -16,23 +16,26 @@ def _modules(project):
     return sorted(p.stem for p in (project / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
 
 
+def _ansible_doc(project, kind, name):
+    """ansible-doc of one of the collection's plugins, by FQCN, from the checkout (its ansible.cfg)."""
+    env = {"ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+           "PATH": "/usr/local/bin:/usr/bin:/bin:" + str(Path(sys.executable).parent)}
+    return subprocess.run(["ansible-doc", "-t", kind, f"chatbot.rollback.{name}"], cwd=project, capture_output=True,
+                          text=True, check=False, env=env)
+
+
 def test_every_module_renders_with_ansible_doc(project):
     modules = _modules(project)
     assert modules
     for module in modules:
-        proc = subprocess.run(["ansible-doc", "-t", "module", module], cwd=project, capture_output=True,
-                              text=True, check=False, env={"ANSIBLE_CONFIG": str(project / "ansible.cfg"),
-                                                           "PATH": "/usr/local/bin:/usr/bin:/bin:"
-                                                           + str(__import__("pathlib").Path(sys.executable).parent)})
+        proc = _ansible_doc(project, "module", module)
         assert proc.returncode == 0, proc.stderr
         assert "EXAMPLES" in proc.stdout and "RETURN VALUES" in proc.stdout, module
 
 
 @pytest.mark.parametrize(("kind", "name"), [("callback", "rollback_record"), ("filter", "rollback_redact")])
 def test_plugins_render_with_ansible_doc(project, kind, name):
-    proc = subprocess.run(["ansible-doc", "-t", kind, name], cwd=project, capture_output=True, text=True, check=False,
-                          env={"ANSIBLE_CONFIG": str(project / "ansible.cfg"),
-                               "PATH": "/usr/local/bin:/usr/bin:/bin:" + str(Path(sys.executable).parent)})
+    proc = _ansible_doc(project, kind, name)
     assert proc.returncode == 0, proc.stderr
     assert name in proc.stdout and "Unable to parse" not in proc.stderr
 

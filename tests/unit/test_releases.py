@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils.releases import (
+from ansible_collections.chatbot.rollback.plugins.module_utils.releases import (
     Manifest,
     ManifestError,
     append_entry,
