@@ -47,7 +47,7 @@ options:
       - Defaults to the event name.
     type: str
     default: ""
-  message:
+  body:
     description: The rendered message (Slack section text; status page incident update body).
     type: str
     default: ""
@@ -112,7 +112,7 @@ EXAMPLES = r"""
     event: rollback_started
     channel: webhook
     title: "Rollback started: production v1.0.0 -> v0.9.0"
-    message: "Rollback decision made by the Lead DevOps Engineer. Please acknowledge."
+    body: "Rollback decision made by the Lead DevOps Engineer. Please acknowledge."
     fields:
       Environment: production
       Versions: v1.0.0 -> v0.9.0
@@ -129,7 +129,7 @@ EXAMPLES = r"""
     event: rollback_started
     channel: statuspage
     title: "Chatbot platform: degraded service"
-    message: "We identified a problem with a recent update and are restoring the previous version."
+    body: "We identified a problem with a recent update and are restoring the previous version."
     statuspage_page_id: kctbh9vrtdwd
     statuspage_api_key: "{{ vault_statuspage_api_key }}"
     statuspage_component_ids: [8kbf7d35c070, vtnh60py4yd7]
@@ -238,11 +238,11 @@ def _plan_facts(plan: dict | None) -> dict:
 
 def _build(params: dict, plan: dict | None):
     if params["channel"] == "webhook":
-        payload = slack_payload(title=params["title"], message=params["message"], fields=params["fields"],
+        payload = slack_payload(title=params["title"], message=params["body"], fields=params["fields"],
                                 incident_id=params["incident_id"], event=params["event"])
         return webhook_request(params["webhook_url"], payload)
     payload = statuspage_incident(name=params["title"], status=plan["incident_status"],
-                                  body=params["message"], component_ids=params["statuspage_component_ids"],
+                                  body=params["body"], component_ids=params["statuspage_component_ids"],
                                   component_status=plan["component_status"], create=plan["id"] is None,
                                   scheduled=plan["scheduled"])
     return statuspage_request(api=params["statuspage_api"], page_id=params["statuspage_page_id"],
@@ -257,7 +257,7 @@ def main() -> None:
             "event": {"type": "str", "required": True, "choices": list(EVENTS)},
             "channel": {"type": "str", "required": True, "choices": list(CHANNELS)},
             "title": {"type": "str", "default": ""},
-            "message": {"type": "str", "default": ""},
+            "body": {"type": "str", "default": ""},
             "fields": {"type": "dict", "default": {}},
             "maintenance": {"type": "bool", "default": False},
             "webhook_url": {"type": "str", "no_log": True},

@@ -181,7 +181,7 @@ class Runs:
 
 
 def task(name: str, module: str, ignore_errors: bool = False, check_mode: bool = False, **args) -> dict:
-    spec = {"name": name, module: args}
+    spec = {"name": name, f"chatbot.rollback.{module}": args}
     if ignore_errors:
         spec["ignore_errors"] = True
     if check_mode:

@@ -103,7 +103,7 @@ def _run(workdir: Path, receiver: Receiver, event: str, *, ident: str, check: bo
     result = RoleRun(status=runner.status, rc=runner.rc, stats=runner.stats or {}, records=[])
     for event_ in runner.events:
         data = event_.get("event_data", {})
-        if event_["event"] == "runner_on_ok" and data.get("task_action") == "rollback_notify":
+        if event_["event"] == "runner_on_ok" and data.get("task_action") == "chatbot.rollback.rollback_notify":
             result.results[data["res"]["record"]["channel"]] = data["res"]
         elif event_["event"] == "runner_on_ok" and data.get("task_action") == "ansible.builtin.set_fact":
             result.facts.update(data["res"].get("ansible_facts") or {})
