@@ -7,19 +7,6 @@ writes the same record as `rollbackctl run` - with the same code (rollbackctl.re
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ansible import context
-from ansible.plugins.callback import CallbackBase
-
-try:
-    from rollbackctl import authority as authority_mod
-    from rollbackctl import record
-except ImportError as exc:  # the collection without its Python package: say so, never fail the playbook
-    ROLLBACKCTL_IMPORT_ERROR = exc
-else:
-    ROLLBACKCTL_IMPORT_ERROR = None
-
 DOCUMENTATION = r"""
 name: rollback_record
 type: notification
@@ -47,6 +34,19 @@ options:
     env:
       - name: ROLLBACKCTL_RECORD
 """
+
+from pathlib import Path
+
+from ansible import context
+from ansible.plugins.callback import CallbackBase
+
+try:
+    from rollbackctl import authority as authority_mod
+    from rollbackctl import record
+except ImportError as exc:  # the collection without its Python package: say so, never fail the playbook
+    ROLLBACKCTL_IMPORT_ERROR = exc
+else:
+    ROLLBACKCTL_IMPORT_ERROR = None
 
 
 class CallbackModule(CallbackBase):

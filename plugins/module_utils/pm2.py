@@ -138,6 +138,24 @@ def summarize(instances: list[dict]) -> dict:
     }
 
 
+def diff_view(name: str, summary: dict) -> dict:
+    """What `--diff` shows of a named app: instances, how many are online, their statuses and pids."""
+    return {"app": name, "instances": summary["instances"], "online": summary["online"],
+            "statuses": summary["statuses"], "pids": summary["pids"]}
+
+
+def predicted(action: str | None, summary: dict, expected: int | None = None) -> dict:
+    """The summary an action would leave (check mode): new workers have pids nobody knows yet."""
+    if action is None:
+        return summary
+    if action == "delete":
+        return {**summary, "instances": 0, "online": 0, "statuses": [], "pids": []}
+    if action == "stop":
+        return {**summary, "online": 0, "statuses": ["stopped"], "pids": []}
+    count = expected or summary["instances"] or 1
+    return {**summary, "instances": count, "online": count, "statuses": ["online"], "pids": ["(new)"] * count}
+
+
 def is_running(instances: list[dict], expected: int | None = None) -> bool:
     online = [p for p in instances if p["status"] == "online"]
     if not online:

@@ -24,7 +24,9 @@ description:
     (no answer, unreadable or reset metrics) fails.
   - The password, the session token and the bypass token are sent in requests only and never returned.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
+extends_documentation_fragment:
+  - chatbot.rollback.attributes
 options:
   url:
     description: Base URL of the platform's web tier, for example C(https://chat.example.com).
@@ -99,7 +101,7 @@ attributes:
     support: none
 notes:
   - The only data it writes is the synthetic message, through the app's own API, and it deletes it (and the bot's
-    reply) before it returns, so it reports RV(changed=false). As any login does, logging in creates a session
+    reply) before it returns, so it reports C(changed=false). As any login does, logging in creates a session
     that expires on its own (12 h); sending moves the conversation's C(updated_at); a conversation is created
     once when the synthetic user has none. A send that fails with 5xx may have stored the message; without its id
     it cannot be deleted (the detail says so).

@@ -21,7 +21,9 @@ description:
   - A missing file makes the check fail (with a detail naming it), or be skipped with O(missing_ok=true).
   - Read-only; never reports a change.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
+extends_documentation_fragment:
+  - chatbot.rollback.attributes
 options:
   paths:
     description: Log files to scan.

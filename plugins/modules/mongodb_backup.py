@@ -14,14 +14,15 @@ description:
     content hash.
   - Both files are mode 0600 and appear atomically; a failed dump leaves no archive behind.
   - Idempotent - when O(dest) and its manifest exist and the backup is intact (see
-    M(mongodb_backup_check)), nothing is done unless O(force=true).
+    M(chatbot.rollback.mongodb_backup_check)), nothing is done unless O(force=true).
   - An existing backup at O(dest) that is not intact (tampered, truncated, manifest missing) is left
     alone for inspection and the module fails, unless O(force=true).
-  - The archive restores with M(mongodb_restore) or with C(mongorestore --archive=X.archive.gz --gzip),
+  - The archive restores with M(chatbot.rollback.mongodb_restore) or with C(mongorestore --archive=X.archive.gz --gzip),
     whichever engine made it.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
 extends_documentation_fragment:
+  - chatbot.rollback.attributes
   - chatbot.rollback.mongo_uri
 options:
   dest:
@@ -64,12 +65,13 @@ attributes:
     support: full
     details: Connects and reports what would be written; writes nothing.
   diff_mode:
-    support: none
+    support: full
+    details: "Shows the backup at O(dest) before and after: release, creation time, sha256, document counts."
 notes:
   - With the V(mongodump) engine the URI reaches mongodump through a C(--config) file (mode 0600,
     deleted afterwards), never on its command line.
   - FerretDB v1 rejects the index specs plain C(mongorestore) sends (it adds C(ns)); there, restore
-    with M(mongodb_restore) or add C(--noIndexRestore) and create the indexes from the manifest.
+    with M(chatbot.rollback.mongodb_restore) or add C(--noIndexRestore) and create the indexes from the manifest.
 """
 
 EXAMPLES = r"""
@@ -174,6 +176,14 @@ def _facts(dest: str, manifest_path: str, manifest: dict) -> dict:
     }
 
 
+def _diff_view(dest: str, facts: dict | None) -> dict:
+    """What `--diff` shows of the backup at dest: none, or its release, creation time and counts."""
+    if not facts:
+        return {"backup": dest, "exists": False}
+    return {"backup": dest, "exists": True, **{key: facts.get(key) for key in
+                                                ("release", "created_at", "sha256", "collections")}}
+
+
 def _supersede_if_stale(module, database: str, manifest_path: str, manifest: dict) -> str | None:
     """A description of the differences when the database no longer equals the backup, else None."""
     client = connect(module)
@@ -207,6 +217,7 @@ def main() -> None:
         module.fail_json(msg=scrub(str(exc), params["uri"]))
 
     superseded_paths = None
+    existing = None
     if not params["force"] and (os.path.exists(dest) or os.path.exists(manifest_path)):
         problems = check(manifest_path)
         if problems:
@@ -217,12 +228,15 @@ def main() -> None:
             module.fail_json(msg=f"{dest} holds a backup of database {manifest['database']!r}, not "
                                  f"{database!r}; choose another dest or set force=true")
         superseded = _supersede_if_stale(module, database, manifest_path, manifest) if params["supersede"] else None
+        existing = _facts(dest, manifest_path, manifest)
         if superseded is None:
-            module.exit_json(changed=False, msg=f"{dest} already holds an intact backup",
-                             **_facts(dest, manifest_path, manifest))
+            module.exit_json(changed=False, msg=f"{dest} already holds an intact backup", **existing)
         if module.check_mode:
+            diff = {"before": _diff_view(dest, existing),
+                    "after": {"backup": dest, "exists": True, "release": params["release"],
+                              "created_at": "(now)", "superseded": f"the earlier backup, kept aside: {superseded}"}}
             module.exit_json(changed=True, msg=f"would move {dest} aside ({superseded}) and back {database} up again",
-                             archive=dest, manifest=manifest_path)
+                             archive=dest, manifest=manifest_path, **({"diff": diff} if module._diff else {}))
 
         if not module.check_mode:
             try:
@@ -242,9 +256,13 @@ def main() -> None:
         if module.check_mode:
             db = client.get_database(database)
             names = sorted(n for n in db.list_collection_names() if not n.startswith("system."))
+            collections = {n: db.get_collection(n).estimated_document_count() for n in names}
+            diff = {"before": _diff_view(dest, existing),
+                    "after": {"backup": dest, "exists": True, "release": params["release"], "created_at": "(now)",
+                              "collections": collections}}
             module.exit_json(changed=True, msg=f"would back {database} up to {dest}", archive=dest,
-                             manifest=manifest_path, engine=engine,
-                             collections={n: db.get_collection(n).estimated_document_count() for n in names})
+                             manifest=manifest_path, engine=engine, collections=collections,
+                             **({"diff": diff} if module._diff else {}))
         manifest = dump(params["uri"], dest, engine, client=client, release=params["release"],
                         labels=params["labels"])
     except (BackupError, PyMongoError) as exc:
@@ -254,6 +272,8 @@ def main() -> None:
     result = _facts(dest, manifest_path, manifest)
     if params["supersede"] and superseded_paths:
         result["superseded"] = superseded_paths
+    if module._diff:
+        result["diff"] = {"before": _diff_view(dest, existing), "after": _diff_view(dest, result)}
     module.exit_json(changed=True, msg=f"backed {database} up to {dest} with {manifest['engine']}", **result)
 
 

@@ -8,14 +8,16 @@ DOCUMENTATION = r"""
 module: mongodb_backup_check
 short_description: Check that a MongoDB backup (archive and manifest) is intact
 description:
-  - Reads the manifest written by M(mongodb_backup), compares the archive's size and sha256 with it, then
-    reads the whole archive (each collection's CRC, the gzip checksum) and recomputes every collection's
+  - Reads the manifest written by M(chatbot.rollback.mongodb_backup), compares the archive's size and sha256
+    with it, then reads the whole archive (each collection's CRC, the gzip checksum) and recomputes every collection's
     document count, indexes and content hash.
   - Fails naming the problem (missing archive, sha256 mismatch for a tampered or corrupt archive,
     truncated archive, count or hash mismatch) unless O(fail_on_problem=false).
   - Needs no database server. Never changes anything.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
+extends_documentation_fragment:
+  - chatbot.rollback.attributes
 options:
   manifest:
     description: Path of the manifest (C(X.manifest.json)); the archive is the one it names, beside it.

@@ -12,8 +12,9 @@ description:
     it does not.
   - Refuses to drop the database the URI names (the platform's own), whatever O(name) says.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
 extends_documentation_fragment:
+  - chatbot.rollback.attributes
   - chatbot.rollback.mongo_uri
 options:
   name:

@@ -16,8 +16,9 @@ description:
   - Read-only; never reports a change. With O(fail_when_unreachable=false) an unreachable server is reported
     in RV(reachable) and RV(error) instead of failing, so that verification can record it as a failed check.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
 extends_documentation_fragment:
+  - chatbot.rollback.attributes
   - chatbot.rollback.mongo_uri
 options:
   document:

@@ -8,19 +8,20 @@ DOCUMENTATION = r"""
 module: mongodb_restore
 short_description: Restore a MongoDB database from a checked backup, only where it differs
 description:
-  - Before touching anything, checks the backup like M(mongodb_backup_check) and refuses to restore
+  - Before touching anything, checks the backup like M(chatbot.rollback.mongodb_backup_check) and refuses to restore
     one that is not intact (missing, truncated, tampered with, count or hash mismatch).
   - Compares the target database with the manifest (counts, indexes, options, content hashes). Each
     collection that differs or is missing is dropped and restored from the archive (options, documents,
     indexes); collections that match are left alone. With O(drop_extra_collections=true), collections
     the backup does not have (for example created by a bad release) are dropped; note that
     C(mongorestore --drop) alone leaves them.
-  - When the target already matches, nothing is done and RV(changed) is false.
+  - When the target already matches, nothing is done and C(changed) is false.
   - With O(verify=true), the target is compared with the manifest again afterwards and the module fails
     if anything still differs.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
 extends_documentation_fragment:
+  - chatbot.rollback.attributes
   - chatbot.rollback.mongo_uri
 options:
   manifest:
@@ -52,7 +53,8 @@ attributes:
     support: full
     details: Checks the backup, compares, and returns RV(would_restore) and RV(would_drop); changes nothing.
   diff_mode:
-    support: none
+    support: full
+    details: Shows the document count of every collection before and after (the backup's counts in check mode).
 notes:
   - Stop the writers (the application) first; documents written during the restore are lost or mixed in.
 """
@@ -155,6 +157,12 @@ def _count_only(db) -> dict:
             for name in sorted(db.list_collection_names()) if not name.startswith("system.")}
 
 
+def _diff(database: str, before: dict, after: dict) -> dict:
+    """Document counts per collection (a collection the restore drops is absent after)."""
+    return {"before": {"database": database, "collections": before},
+            "after": {"database": database, "collections": after}}
+
+
 def main() -> None:
     argument_spec = mongo_argument_spec()
     argument_spec.update(
@@ -195,6 +203,9 @@ def main() -> None:
         result["changed"] = bool(result["would_restore"] or result["would_drop"])
         if not result["changed"] or module.check_mode:
             result["after"] = result["before"]
+            if module._diff:
+                result["diff"] = _diff(target, result["before"], counts(expected) if result["changed"]
+                                       else result["before"])
             module.exit_json(**result)
 
         done = restore(uri, archive, target, drop_extra, engine, client=client,
@@ -216,6 +227,8 @@ def main() -> None:
         module.fail_json(msg=f"restore of {target} failed: {scrub(str(exc), uri)}", **result)
     finally:
         client.close()
+    if module._diff:
+        result["diff"] = _diff(target, result["before"], result["after"])
     module.exit_json(**result)
 
 

@@ -13,11 +13,12 @@ description:
     a backup, with equal facts hold the same data. It works on FerretDB, which has no C(dbHash).
   - C(system.*) collections and views are left out.
   - With O(compare_to), compares those facts with the manifest of a backup made by
-    M(mongodb_backup) and returns the differences.
-  - Never changes anything; RV(changed) is always false.
+    M(chatbot.rollback.mongodb_backup) and returns the differences.
+  - Never changes anything; C(changed) is always false.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
 extends_documentation_fragment:
+  - chatbot.rollback.attributes
   - chatbot.rollback.mongo_uri
 options:
   collections:

@@ -14,7 +14,9 @@ description:
   - Read-only; never reports a change. Reports every sample it took, so the incident record shows what
     was seen.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
+extends_documentation_fragment:
+  - chatbot.rollback.attributes
 options:
   url:
     description: The stub_status URL, e.g. C(http://127.0.0.1/nginx_status).

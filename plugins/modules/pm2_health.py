@@ -17,8 +17,9 @@ description:
   - It never fails because a check failed; the caller decides. Read-only, never reports a change.
     Only whitelisted process fields are returned (pm2's process environment can hold secrets).
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
 extends_documentation_fragment:
+  - chatbot.rollback.attributes
   - chatbot.rollback.pm2
 options:
   instances:

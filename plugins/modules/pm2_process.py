@@ -17,8 +17,9 @@ description:
   - Only a whitelist of process fields is returned; pm2's per-process environment (which may hold
     secrets) is never returned.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
 extends_documentation_fragment:
+  - chatbot.rollback.attributes
   - chatbot.rollback.pm2
 options:
   state:
@@ -59,7 +60,8 @@ attributes:
   check_mode:
     support: full
   diff_mode:
-    support: none
+    support: full
+    details: Shows the app's instances, online count, statuses and pids before and after (predicted in check mode).
 """
 
 EXAMPLES = r"""
@@ -112,10 +114,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.chatbot.rollback.plugins.module_utils.pm2 import (
     Pm2,
     Pm2Error,
+    diff_view,
     is_running,
     plan,
     pm2_argument_spec,
     pm2_from_module,
+    predicted,
     select,
     summarize,
 )
@@ -188,8 +192,10 @@ def main() -> None:
         module.fail_json(msg=f"pm2 has no application named {params['name']!r} and neither ecosystem nor script "
                              "is given to start it", before=before)
     if action is None or module.check_mode:
+        diff = {"before": diff_view(params["name"], before),
+                "after": diff_view(params["name"], predicted(action, before, params["instances"]))}
         module.exit_json(changed=action is not None, action=action or "none", before=before, after=before,
-                         processes=instances)
+                         processes=instances, **({"diff": diff} if module._diff else {}))
 
     try:
         pm2.run(*_command(action, params), timeout=max(120, params["wait_timeout"] + 30))
@@ -199,6 +205,8 @@ def main() -> None:
         module.fail_json(msg=str(exc), action=action, before=before)
     after = summarize(instances)
     result = {"changed": True, "action": action, "before": before, "after": after, "processes": instances}
+    if module._diff:
+        result["diff"] = {"before": diff_view(params["name"], before), "after": diff_view(params["name"], after)}
     if action not in ("stop", "delete") and params["wait_timeout"] and not is_running(instances,
                                                                                       params["instances"]):
         module.fail_json(msg=f"pm2 {action} {params['name']}: not every instance came online within "

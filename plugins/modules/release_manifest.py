@@ -17,7 +17,9 @@ description:
     also gets a C(BAD_RELEASE) file in its directory saying who, when and why.
   - Releases are never chosen by directory age.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
+extends_documentation_fragment:
+  - chatbot.rollback.attributes
 options:
   root:
     description: Deployment root holding C(releases/) and the C(current) symlink.
@@ -60,7 +62,8 @@ attributes:
   check_mode:
     support: full
   diff_mode:
-    support: none
+    support: full
+    details: Shows where C(current) points and the status of every release before and after the event.
 """
 
 EXAMPLES = r"""
@@ -118,6 +121,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.chatbot.rollback.plugins.module_utils.releases import (
     MANIFEST_NAME,
+    Manifest,
     ManifestError,
     append_entry,
     check_version,
@@ -163,6 +167,13 @@ def _bad_marker(releases_dir: str, entry: dict) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump({k: entry.get(k) for k in ("incident_id", "actor", "reason", "at")}, handle, indent=2)
             handle.write("\n")
+
+
+def _diff_view(manifest, current: str | None, on_disk: set[str]) -> dict:
+    """What `--diff` shows: where current points and the status of every release."""
+    return {"current": current,
+            "releases": {r.version: r.status for r in sorted(manifest.releases(on_disk).values(),
+                                                              key=lambda r: r.version)}}
 
 
 def main() -> None:
@@ -239,12 +250,14 @@ def main() -> None:
     if _already(manifest, state, version, current if not module.check_mode else version, params):
         module.exit_json(changed=False, **facts())
 
+    before = _diff_view(manifest, current, on_disk)
     entry = {"event": STATE_EVENT[state], "version": version, "at": utcnow()}
     if state in ("deployed", "rolled_back"):
         entry.update(_release_info(releases_dir, version, params["release_info"]))
     for key in ("incident_id", "actor", "reason"):
         if params[key]:
             entry[key] = params[key]
+    after = _diff_view(Manifest([*manifest.entries, entry]), current, on_disk)  # as it is now, or would be
     if not module.check_mode:
         os.makedirs(releases_dir, exist_ok=True)
         append_entry(path, entry)
@@ -255,7 +268,8 @@ def main() -> None:
             marker = os.path.join(releases_dir, version, "BAD_RELEASE")
             if os.path.exists(marker):
                 os.remove(marker)
-    module.exit_json(changed=True, entry=entry, **facts())
+    diff = {"before": before, "after": after}
+    module.exit_json(changed=True, entry=entry, **facts(), **({"diff": diff} if module._diff else {}))
 
 
 if __name__ == "__main__":

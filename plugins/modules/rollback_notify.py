@@ -22,7 +22,9 @@ description:
   - Retries twice, with exponential backoff, on 5xx answers and connection errors; never on 4xx answers.
     Redirects are not followed.
 version_added: "0.1.0"
-author: Chatbot platform rollback toolkit
+author: Chatbot platform rollback toolkit maintainers (@chatbot-platform)
+extends_documentation_fragment:
+  - chatbot.rollback.attributes
 options:
   incident_id:
     description:
