@@ -7,8 +7,9 @@ import json
 import pytest
 
 from rollbackctl import phases
+from rollbackctl.errors import RecordInvalid
 from rollbackctl.orchestrator import skip_reason, steps_for
-from rollbackctl.record import IncidentRecord, RecordInvalid, make_incident_id, validate
+from rollbackctl.record import IncidentRecord, make_incident_id, validate
 
 SECRET = "Zq7-unit-distinctive-Pw"
 AUTHORITY = {"decided_by": "Dana", "role": "lead_devops_engineer", "basis": "primary", "consensus": [],
