@@ -62,6 +62,14 @@ class RecordInvalid(RollbackctlError):
     """An incident record does not match its JSON Schema (the message names the field)."""
 
 
+class RecordUnreadable(RecordInvalid):
+    """An incident record so far from its schema that no report can be made of it; `problems` says where."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("the incident record does not match its schema: " + "; ".join(problems[:3]))
+        self.problems = problems
+
+
 class PlaybookFailed(RollbackctlError):
     """A playbook run ended in failure; carries the runner result."""
 
@@ -121,11 +129,3 @@ class PrometheusQueryError(MetricsUnavailable):
 
 class PrometheusQueryRejected(MetricsUnavailable):
     """Prometheus refused the query itself (HTTP 400 bad_data): retrying cannot help."""
-
-
-class RecordUnreadable(RecordInvalid):
-    """An incident record so far from its schema that no report can be made of it; `problems` says where."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("the incident record does not match its schema: " + "; ".join(problems[:3]))
-        self.problems = problems

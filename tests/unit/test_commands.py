@@ -8,8 +8,8 @@ import pytest
 
 from rollbackctl import phases
 from rollbackctl.cli import main
-from rollbackctl.commands import compare_fingerprints
 from rollbackctl.progress import Progress
+from rollbackctl.rehearsal import compare_fingerprints
 
 AUTHORITY = ["--decided-by", "Dana", "--role", "lead-devops-engineer"]
 

@@ -402,6 +402,18 @@ def test_a_lock_file_that_cannot_be_opened_is_refused_naming_it(tmp_path):
     assert lock.status()["state"] == "corrupt"
 
 
+def test_breaking_an_unusable_lock_file_is_said(tmp_path, capsys):
+    from rollbackctl.procedures import Console, say_broken
+
+    lock = EnvironmentLock(tmp_path, ENVIRONMENT)
+    lock.path.write_bytes(b"")
+    say_broken(lock.acquire("INC-1", break_stale=True), Console(), "broke")
+    err = capsys.readouterr().err
+    assert err.startswith("rollbackctl: broke an unusable lock (broken with --break-lock: an unusable lock file: ")
+    assert "the file is empty" in err
+    lock.release()
+
+
 def test_release_drops_the_flock(tmp_path):
     lock = EnvironmentLock(tmp_path, ENVIRONMENT)
     lock.acquire("INC-1")
