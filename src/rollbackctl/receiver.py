@@ -34,6 +34,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .errors import ExitCode
 from .times import utcnow
 
 _WEBHOOK = re.compile(r"^/webhook/[^?#]+$")
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
               f"status page API: {receiver.url})", file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":
