@@ -395,10 +395,16 @@ class IncidentRecord:
         data = self.rendered()
         validate(data)
         write_atomic(self.path / "incident.json", json.dumps(data, indent=2, sort_keys=False) + "\n", mode=0o640)
+        write_atomic(self.path / "incident.md", self._markdown(data), mode=0o640)
+        return self.path / "incident.json"
+
+    def _markdown(self, data: dict[str, Any]) -> str:
+        """incident.md; a rollback never stops because its human-readable copy cannot be made."""
         try:
             from .report import render_markdown
 
-            write_atomic(self.path / "incident.md", render_markdown(data), mode=0o640)
-        except ImportError:  # pragma: no cover - report module missing in a partial install
-            pass
-        return self.path / "incident.json"
+            return render_markdown(data)
+        except Exception as exc:  # incident.json is written: say what failed instead of failing the run
+            return (f"# Incident {self.incident_id}\n\nThe report could not be rendered ({type(exc).__name__}: "
+                    f"{exc}). The record is incident.json in this folder; `rollbackctl report {self.incident_id}` "
+                    "renders it again.\n")
