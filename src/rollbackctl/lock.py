@@ -1,4 +1,4 @@
-"""One rollback at a time per environment: a lock file naming its holder.
+"""One rollback at a time per environment: a lock file, held with the kernel's flock, naming its holder.
 
 Usage::
 
@@ -8,27 +8,37 @@ Usage::
 
 or ``holder = lock.acquire("INC-42")`` ... ``lock.release()``. The lock file is
 ``<lock_dir>/<safe-name>.lock``, where the safe name is a slug of `environment` plus a short sha256 of
-it, so any string (an inventory path, a name) gives a valid, distinct file name. The file holds a JSON
-record of the holder: incident_id, pid, hostname, user, started_at (UTC, ISO 8601), command (redacted)
-and process_start (boot id and start time of the process, read from /proc, to detect pid reuse).
+it, so any string (an inventory path, a name) gives a valid, distinct file name.
 
-Acquiring is atomic: the record is written to a private temporary file (O_CREAT|O_EXCL, mode 0600)
-that is then hard-linked to the lock path, which fails if the lock exists, so the lock file never
-appears half-written. When the lock exists, its holder is judged:
+Exclusion is the kernel's: the holder keeps an exclusive `fcntl.flock` on the lock file for as long as
+it holds the lock, and the kernel drops it when the holder's process ends, however it ends (SIGKILL
+included). The file itself holds a JSON record of the holder for people: incident_id, pid, hostname,
+user, started_at (UTC, ISO 8601), command (redacted) and process_start (boot id and start time of the
+process, read from /proc, to tell a reused pid apart).
 
-- alive on this host (the pid exists, is not a zombie, and is the same process as recorded):
-  `LockHeld` (exit code 5) naming the holder; a live holder's lock is never broken;
-- on another host: it cannot be checked from here, so it is treated as held: `LockHeld`, which says
-  so and mentions ``--break-lock`` (``break_stale=True`` takes it over);
-- gone (stale), or the file is empty or corrupt: `LockStale` (a LockHeld, exit code 5) naming the dead
-  holder or the content problem, unless ``take_over_from`` is the holder's incident (a resume) or
-  ``break_stale`` is set: then the lock is replaced atomically (temporary file + os.replace) under an
-  fcntl.flock on ``<safe-name>.guard`` after checking that the file still holds the record judged
-  stale, so two processes racing to break the same stale lock cannot both win. The new holder's
-  `broke` / `broke_reason` fields record what was replaced.
+Taking the lock: the record is written to a private temporary file (O_CREAT|O_EXCL, mode 0600) that is
+flocked, then hard-linked to the lock path (which fails if the lock exists), so the lock file never
+appears half-written or unlocked. When it exists, it is opened and flocked without waiting:
 
-`release()` removes the lock file only if it still holds this process's own record (same pid,
-hostname, incident and start time); it never removes somebody else's lock.
+- the flock is taken by somebody else: a live holder. `LockHeld` (exit code 5) names it from the file;
+  a live holder's lock is never broken;
+- the flock is free but the file still names a holder: that holder ended without releasing (a crashed
+  or killed rollback). Its record is judged:
+  - its process still runs on this host (an older rollbackctl that did not flock): `LockHeld`;
+  - it ran on another host: that cannot be checked from here, so the lock is treated as held:
+    `LockHeld`, which says so and mentions ``--break-lock`` (``break_stale=True`` takes it over);
+  - it is gone (stale): `LockStale` (a LockHeld, exit code 5) naming the dead holder, unless
+    ``take_over_from`` is the holder's incident (a resume) or ``break_stale`` is set;
+- the file cannot be parsed (empty, not JSON, not a holder record): `LockStale` naming the file and
+  the problem; it is never replaced silently, only with ``break_stale``;
+- the file cannot be opened at all (permissions, not a file): `LockHeld` naming the file and why.
+
+A takeover rewrites the file in place under the flock, so two processes racing to break the same stale
+lock cannot both win: the loser finds the flock taken. The new holder's `broke` / `broke_reason`
+fields record what was replaced.
+
+`release()` removes the lock file, then drops the flock, only if the file still holds this process's
+own record (same pid, hostname, incident and start time); it never removes somebody else's lock.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ import secrets
 import shlex
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -54,7 +65,7 @@ from .errors import LockHeld, LockStale, UsageError
 from .redact import redact_text
 
 BREAK_OPTION = "--break-lock"
-_ATTEMPTS = 5
+_PATIENCE = 2.0  # seconds to wait for a lock changing hands (a holder writing its record) before refusing
 _COMMAND_LIMIT = 500
 _REQUIRED = ("incident_id", "pid", "hostname", "user", "started_at")
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
@@ -180,10 +191,9 @@ class EnvironmentLock:
     def __init__(self, lock_dir: Path, environment: str):
         self.lock_dir = Path(lock_dir)
         self.environment = str(environment)
-        name = safe_name(self.environment)
-        self.path = self.lock_dir / f"{name}.lock"
-        self._guard_path = self.lock_dir / f"{name}.guard"
+        self.path = self.lock_dir / f"{safe_name(self.environment)}.lock"
         self._held: LockHolder | None = None
+        self._fd: int | None = None  # the flocked lock file while held (a bare fd: never closed by the GC)
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -191,41 +201,43 @@ class EnvironmentLock:
         """Take the lock for `incident_id` and return the holder record written.
 
         `take_over_from`: the incident being resumed; its stale lock is taken over. `break_stale`: take
-        over a stale or corrupt lock, or one held on another host (the operator vouches it is gone).
-        Raises LockHeld when the holder is alive (or on another host), LockStale when it is gone and
-        neither option applies, UsageError for an empty incident id.
+        over a stale or unusable lock file, or one held on another host (the operator vouches it is gone).
+        Raises LockHeld when the holder is alive (or on another host) or the file cannot be opened,
+        LockStale when the holder is gone or the file unusable and neither option applies, UsageError
+        for an empty incident id.
         """
         if not incident_id or not incident_id.strip():
             raise UsageError("an incident id is needed to take the environment lock")
         self.lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         record = self._new_record(incident_id.strip())
-        for _ in range(_ATTEMPTS):
-            if self._create(record):
-                return self._took(record)
-            try:
-                raw = self.path.read_bytes()
-            except FileNotFoundError:
-                continue  # released in the meantime: try to create it again
-            verdict = self._judge(raw)
-            reason = self._takeover_reason(verdict, take_over_from, break_stale)  # raises when it may not
-            previous = _flat(verdict.holder) if verdict.holder else None
-            taken = self._replace_if_unchanged(raw, replace(record, broke=previous, broke_reason=reason))
-            if taken:
-                return self._took(taken)
+        deadline = time.monotonic() + _PATIENCE
+        while (now := time.monotonic()) < deadline + _PATIENCE:
+            fd = self._create(record)
+            if fd is not None:
+                return self._took(record, fd)
+            taken = self._take_existing(record, take_over_from, break_stale, patient=now < deadline)
+            if taken is not None:
+                return taken
+            time.sleep(0.02)
         raise LockHeld(f"the lock on {self.environment} kept changing hands while taking it; try again",
                        lock_file=self.path)
 
     def release(self) -> bool:
         """Remove the lock file if it still holds this process's record; return whether it was removed."""
-        held, self._held = self._held, None
-        if held is None or held.pid != os.getpid():
+        held, fd = self._held, self._fd
+        self._held, self._fd = None, None
+        if held is None or fd is None:
             return False
-        with self._guarded():
+        try:
+            if held.pid != os.getpid():
+                return False  # a forked child: the lock is its parent's
             current = self.holder()
-            if current is None or not _same_owner(current, held):
+            if current is None or not _same_owner(current, held) or not self._is_current(fd):
                 return False
-            self.path.unlink(missing_ok=True)
-        return True
+            self.path.unlink(missing_ok=True)  # while still flocked: nobody takes the lock in between
+            return True
+        finally:
+            os.close(fd)  # drops the flock
 
     @contextlib.contextmanager
     def hold(self, incident_id: str, *, take_over_from: str | None = None,
@@ -240,8 +252,8 @@ class EnvironmentLock:
     def holder(self) -> LockHolder | None:
         """The current holder record, or None when the lock is free or its file is unreadable."""
         try:
-            return LockHolder.from_dict(json.loads(self.path.read_bytes()))
-        except (FileNotFoundError, ValueError):
+            return _parse(self.path.read_bytes())
+        except (OSError, ValueError):
             return None
 
     def status(self) -> dict:
@@ -251,16 +263,52 @@ class EnvironmentLock:
         except FileNotFoundError:
             return {"environment": self.environment, "lock_file": str(self.path), "state": "free", "holder": None,
                     "problem": "", "message": f"{self.environment} is not locked"}
+        except OSError as exc:
+            return {"environment": self.environment, "lock_file": str(self.path), "state": "corrupt",
+                    "holder": None, "problem": _os_problem(exc), "message": self._unopenable(exc)}
         verdict = self._judge(raw)
+        if self._flocked():
+            verdict = _held(verdict)
         return {
             "environment": self.environment, "lock_file": str(self.path), "state": verdict.state,
             "holder": verdict.holder.to_dict() if verdict.holder else None, "problem": verdict.problem,
             "message": self._message(verdict),
         }
 
-    # -- judging an existing lock -------------------------------------------------------------------
+    # -- taking an existing lock --------------------------------------------------------------------
+
+    def _take_existing(self, record: LockHolder, take_over_from: str | None, break_stale: bool,
+                       patient: bool) -> LockHolder | None:
+        """Take over the existing lock file, or raise why not; None to try again (it changed hands)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return None  # released in the meantime: create it again
+        except OSError as exc:
+            raise LockHeld(self._unopenable(exc), lock_file=self.path) from None
+        keep = False
+        try:
+            locked = _try_flock(fd)
+            if not self._is_current(fd):
+                return None  # released (unlinked) or replaced between open and flock
+            raw = _read_all(fd)
+            verdict = self._judge(raw)
+            if not locked:  # a live process holds the flock
+                if patient and verdict.state in ("stale", "corrupt"):
+                    return None  # its new holder is still writing its record: look again
+                verdict = _held(verdict)
+                raise LockHeld(self._message(verdict), holder=verdict.holder, lock_file=self.path)
+            reason = self._takeover_reason(verdict, take_over_from, break_stale)  # raises when it may not
+            taken = replace(record, broke=_flat(verdict.holder) if verdict.holder else None, broke_reason=reason)
+            _overwrite(fd, taken)
+            keep = True
+            return self._took(taken, fd)
+        finally:
+            if not keep:
+                os.close(fd)
 
     def _judge(self, raw: bytes) -> _Verdict:
+        """What the file's content says, when nobody holds its flock."""
         try:
             holder = _parse(raw)
         except ValueError as exc:
@@ -275,7 +323,8 @@ class EnvironmentLock:
         if verdict.state == "held":
             raise LockHeld(self._message(verdict), holder=verdict.holder, lock_file=self.path)
         if break_stale:
-            return f"broken with {BREAK_OPTION}: {verdict.problem}"
+            what = "an unusable lock file" if verdict.state == "corrupt" else "the lock"
+            return f"broken with {BREAK_OPTION}: {what}: {verdict.problem}"
         resuming = verdict.holder is not None and take_over_from == verdict.holder.incident_id
         if resuming and verdict.state == "stale":
             return f"resumed incident {take_over_from}: {verdict.problem}"
@@ -284,11 +333,18 @@ class EnvironmentLock:
             raise LockHeld(message, holder=verdict.holder, lock_file=self.path)
         raise LockStale(message, holder=verdict.holder, lock_file=self.path)
 
+    # -- messages -----------------------------------------------------------------------------------
+
     def _message(self, verdict: _Verdict, take_over_from: str | None = None) -> str:
         holder, where = verdict.holder, f"Lock file: {self.path}."
-        if verdict.state == "corrupt" or holder is None:
-            return (f"The lock on {self.environment} is stale: its lock file is unusable ({verdict.problem}), so "
-                    f"nobody can be shown as holding it. Re-run with {BREAK_OPTION} to replace it. {where}")
+        if verdict.state == "corrupt":
+            return (f"The lock on {self.environment} is stale or damaged: its lock file {self.path} is unusable "
+                    f"({verdict.problem}), so nobody can be shown as holding it, and it is not replaced on its own. "
+                    f"If no rollback is running against {self.environment}, re-run with {BREAK_OPTION} to replace "
+                    "it.")
+        if holder is None:
+            return (f"Another process holds the lock on {self.environment} ({verdict.problem}): only one rollback at "
+                    f"a time may run against an environment; a running holder's lock is never broken. {where}")
         running = f" ({holder.command})" if holder.command else ""
         if verdict.state == "held":
             return (f"Another rollback holds the lock on {self.environment}: {holder.describe()}{running}. Only one "
@@ -306,6 +362,11 @@ class EnvironmentLock:
                 f"({verdict.problem}){other}. Resume that incident with `rollbackctl resume {holder.incident_id}`, "
                 f"or re-run with {BREAK_OPTION} to take the lock over. {where}")
 
+    def _unopenable(self, exc: OSError) -> str:
+        return (f"The lock file {self.path} of {self.environment} cannot be opened ({_os_problem(exc)}), so whether "
+                f"a rollback holds the environment cannot be checked. Fix or remove that file by hand; "
+                f"{BREAK_OPTION} does not replace a file this user cannot open.")
+
     # -- files --------------------------------------------------------------------------------------
 
     def _new_record(self, incident_id: str) -> LockHolder:
@@ -316,67 +377,100 @@ class EnvironmentLock:
             process_start=process_start(pid),
         )
 
-    def _took(self, record: LockHolder) -> LockHolder:
-        self._held = record
+    def _took(self, record: LockHolder, fd: int) -> LockHolder:
+        self._held, self._fd = record, fd
         return record
 
-    def _write_temp(self, record: LockHolder) -> Path:
-        """Write `record` to a new private file (O_EXCL, 0600) next to the lock; return its path."""
-        temp = self.lock_dir / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record.to_dict(), handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        return temp
-
-    def _create(self, record: LockHolder) -> bool:
-        """Create the lock file holding `record` if there is none; return whether this call created it."""
-        temp = self._write_temp(record)
+    def _is_current(self, fd: int) -> bool:
+        """Whether `fd` is still the file at the lock path (not unlinked or replaced since it was opened)."""
         try:
-            os.link(temp, self.path)
-            return True
-        except FileExistsError:
+            here, there = os.fstat(fd), os.stat(self.path)
+        except FileNotFoundError:
             return False
+        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+    def _flocked(self) -> bool:
+        """Whether a process holds the lock file's flock now (a shared probe, dropped at once)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            return not _try_flock(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)
+
+    def _create(self, record: LockHolder) -> int | None:
+        """Create the lock file holding `record`, flocked, if there is none: its fd, or None when one exists."""
+        temp = self.lock_dir / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            _try_flock(fd)  # nobody else knows this file yet: always granted
+            _overwrite(fd, record)
+            os.link(temp, self.path)
+        except FileExistsError:
+            os.close(fd)
+            return None
         except OSError as exc:
+            os.close(fd)
             if exc.errno not in _NO_HARD_LINKS:
                 raise
             return self._create_exclusive(record)
         finally:
             temp.unlink(missing_ok=True)
+        return fd
 
-    def _create_exclusive(self, record: LockHolder) -> bool:
-        """Fallback for file systems without hard links: O_CREAT|O_EXCL on the lock path itself."""
+    def _create_exclusive(self, record: LockHolder) -> int | None:
+        """Fallback for file systems without hard links: O_CREAT|O_EXCL on the lock path, then flock and write.
+
+        The file exists unlocked and empty for an instant; a process that looks at it then finds it unusable
+        and refuses, which is safe.
+        """
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         except FileExistsError:
-            return False
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record.to_dict(), handle, indent=2)
-            handle.write("\n")
-        return True
+            return None
+        if not _try_flock(fd):
+            os.close(fd)
+            return None
+        _overwrite(fd, record)
+        return fd
 
-    @contextlib.contextmanager
-    def _guarded(self) -> Iterator[None]:
-        """Hold an exclusive flock on the guard file (kept, never deleted) while replacing or removing."""
-        fd = os.open(self._guard_path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the flock
 
-    def _replace_if_unchanged(self, expected: bytes, record: LockHolder) -> LockHolder | None:
-        """Replace the lock with `record` if it still holds `expected`; None when somebody got there first."""
-        with self._guarded():
-            try:
-                if self.path.read_bytes() != expected:
-                    return None
-            except FileNotFoundError:
-                return None
-            os.replace(self._write_temp(record), self.path)
-        return record
+def _held(verdict: _Verdict) -> _Verdict:
+    """The verdict when a live process holds the flock: held, whatever the record says."""
+    problem = "" if verdict.holder else f"its record cannot be read yet: {verdict.problem}"
+    return _Verdict("held", verdict.holder, problem)
+
+
+def _try_flock(fd: int, kind: int = fcntl.LOCK_EX) -> bool:
+    """Take `kind` (exclusive by default) on `fd` without waiting; False when another holder has it."""
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 65536, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _overwrite(fd: int, record: LockHolder) -> None:
+    """Write `record` as the whole content of the flocked file `fd`, durably."""
+    data = (json.dumps(record.to_dict(), indent=2) + "\n").encode("utf-8")
+    os.pwrite(fd, data, 0)
+    os.ftruncate(fd, len(data))
+    os.fsync(fd)
+
+
+def _os_problem(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 def _parse(raw: bytes) -> LockHolder:

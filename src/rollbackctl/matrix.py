@@ -1,4 +1,4 @@
-"""The rollback plan's Rollback Decision Matrix, row by row, and the `decide` command.
+"""The rollback plan's Rollback Decision Matrix, row by row (the `decide` command is `rollbackctl.cli.decide`).
 
 The plan's table (section "Rollback Decision Matrix") has eleven rows. Three of them are conditional
 ("Rollback if fix > N hours"): with a fix estimate strictly greater than N the answer is a rollback,
@@ -9,11 +9,8 @@ decision authority decides.
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import json
 import re
-import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -306,43 +303,3 @@ def format_decision(decision: Decision) -> str:
 def matrix_table() -> str:
     """The plan's table as text, for --help."""
     return "\n".join(f"  {row.number:>2}. {row.text}" for row in MATRIX)
-
-
-def cmd_decide(args: argparse.Namespace) -> int:
-    """`rollbackctl decide`: print the matrix's answer (text or JSON); 0 on success."""
-    estimate = parse_duration(args.fix_estimate) if args.fix_estimate is not None else None
-    decision = decide(args.issue_type, args.severity, estimate)
-    print(json.dumps(decision.to_dict(), indent=2) if args.json else format_decision(decision))
-    return 0
-
-
-def add_decide_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register the `decide` sub-command on an argparse subparsers object; returns its parser."""
-    parser = subparsers.add_parser(
-        "decide",
-        help="what the rollback plan's decision matrix says for an issue type and severity",
-        description=textwrap.fill(width=78, text=(
-            "Look up the rollback plan's Rollback Decision Matrix. 'Rollback if fix > N hours' rows need "
-            "--fix-estimate: an estimate strictly greater than N means rollback, N or less means fix forward; "
-            "without an estimate the answer is conditional. A combination the matrix does not list "
-            "(data/medium) is left to the decision authority, never guessed."
-        )),
-        epilog=(
-            "the plan's matrix (Issue Type | Severity | Impact | Rollback Decision):\n"
-            f"{matrix_table()}\n\n"
-            "procedure: 'Immediate' rows use the Emergency Rollback Procedure, other rollbacks the Standard one.\n"
-            "database restore: required for 'Immediate rollback + recovery' and for a Data/High rollback;\n"
-            "otherwise 'auto' (the toolkit restores only if the schema requires it).\n\n"
-            "exit codes:\n  0  answer printed\n  2  usage error (unknown value, bad --fix-estimate)\n"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--issue-type", required=True, choices=ISSUE_TYPES,
-                        help="kind of issue: functional (bug), performance, security, data")
-    parser.add_argument("--severity", required=True, choices=SEVERITIES, help="severity of the issue")
-    parser.add_argument("--fix-estimate", metavar="DURATION",
-                        help=f"how long a fix forward would take ({DURATION_FORMS}); "
-                             "decides the 'Rollback if fix > N hours' rows")
-    parser.add_argument("--json", action="store_true", help="print the decision as JSON")
-    parser.set_defaults(func=cmd_decide)
-    return parser

@@ -17,19 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from . import phases as phase_table
-from .errors import RollbackctlError
+from .errors import ExitCode, RunInterrupted
 from .lock import EnvironmentLock
 from .progress import Progress
-from .record import IncidentRecord, utcnow
+from .record import IncidentRecord
 from .runner import PlaybookResult, run_playbook
-
-EXIT_OK = 0
-EXIT_PHASE_FAILED = 3
-EXIT_INTERRUPTED = 130
-
-
-class RunInterrupted(RollbackctlError):
-    exit_code = EXIT_INTERRUPTED
+from .times import utcnow
 
 
 @dataclass
@@ -215,7 +208,7 @@ class Rollback:
 
     # --- the run ---------------------------------------------------------------------------
 
-    def execute(self) -> int:
+    def execute(self) -> ExitCode:
         record = self.record
         record.set_outcome("in_progress", "rollback in progress")
         record.save()
@@ -229,13 +222,13 @@ class Rollback:
                     self.ctx.progress.phase_skipped(phase, reason)
                     continue
                 code = self._run_phase(phase, cancelled)
-                if code != EXIT_OK:
+                if code != ExitCode.OK:
                     return code
                 if self.ctx.on_phase_done:
                     self.ctx.on_phase_done(name, record)
         return self._finish()
 
-    def _run_phase(self, phase: phase_table.Phase, cancelled: Cancelled) -> int:
+    def _run_phase(self, phase: phase_table.Phase, cancelled: Cancelled) -> ExitCode:
         record = self.record
         steps = steps_for(phase.name, record)
         record.start_phase(phase.name, [step.playbook for step in steps])
@@ -272,15 +265,15 @@ class Rollback:
             if phase.name != "preflight" and not self.check:
                 self._collect_logs_best_effort(cancelled)
             self.ctx.progress.phase_finished(phase, "FAILED", error)
-            return EXIT_PHASE_FAILED
+            return ExitCode.PHASE_FAILED
         self._after(phase.name, results)
         record.finish_phase(phase.name, "ok", hosts_changed=hosts, changed=changed, artifacts=artifacts)
         record.save()
         self.ctx.progress.phase_finished(phase, "ok", f"changed={changed}" + (f" on {', '.join(hosts)}" if hosts
                                                                                else ""))
-        return EXIT_OK
+        return ExitCode.OK
 
-    def _finish(self) -> int:
+    def _finish(self) -> ExitCode:
         record = self.record
         if self.check:
             changed = sum(p["changed"] for p in record.data["phases"])
@@ -288,7 +281,7 @@ class Rollback:
         else:
             record.conclude()
         record.save()
-        return EXIT_OK
+        return ExitCode.OK
 
 
 def lock_for(state_dir: Path, inventory: Path) -> EnvironmentLock:

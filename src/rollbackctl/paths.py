@@ -6,18 +6,12 @@ import os
 import re
 from pathlib import Path
 
-from .errors import RollbackctlError
+from .errors import IncidentNotFound
 from .project import find_project
 
 INCIDENTS_ENV = "ROLLBACKCTL_INCIDENTS_DIR"
 STATE_ENV = "ROLLBACKCTL_STATE_DIR"
 INCIDENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-class IncidentNotFound(RollbackctlError):
-    """No record for the incident id the user gave."""
-
-    exit_code = 2
 
 
 def incidents_dir(explicit: str | os.PathLike | None = None) -> Path:

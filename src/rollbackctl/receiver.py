@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import re
 import secrets
@@ -35,13 +34,12 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .errors import ExitCode
+from .times import utcnow
+
 _WEBHOOK = re.compile(r"^/webhook/[^?#]+$")
 _INCIDENTS = re.compile(r"^/v1/pages/(?P<page>[^/?#]+)/incidents(?:/(?P<incident>[^/?#]+))?/?$")
 MAX_BODY = 1024 * 1024
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Server(ThreadingHTTPServer):
@@ -181,7 +179,7 @@ class Receiver:
         except ValueError:
             body = raw.decode("utf-8", errors="replace")
         entry: dict[str, Any] = {
-            "time": _now(),
+            "time": utcnow(),
             "method": method,
             "path": path,
             "headers": {k: v for k, v in headers.items() if k.lower() != "authorization"},
@@ -222,7 +220,7 @@ class Receiver:
             if not isinstance(fields, dict) or not fields.get("name") or not fields.get("status"):
                 return 422, {"error": "incident name and status are required"}
             incident_id = secrets.token_hex(6)
-            incident = {"id": incident_id, "page_id": page, "created_at": _now(), "incident_updates": []}
+            incident = {"id": incident_id, "page_id": page, "created_at": utcnow(), "incident_updates": []}
             incidents[incident_id] = incident
             self._apply(page, incident, fields)
             return 201, incident
@@ -248,9 +246,9 @@ class Receiver:
             self._components.setdefault(page, {}).update({str(k): str(v) for k, v in components.items()})
             incident["components"] = [{"id": k, "status": v} for k, v in self._components[page].items()
                                       if k in components or k in (fields.get("component_ids") or [])]
-        incident["updated_at"] = _now()
+        incident["updated_at"] = utcnow()
         incident["incident_updates"].append({"status": fields.get("status") or incident.get("status"),
-                                             "body": fields.get("body") or "", "created_at": _now()})
+                                             "body": fields.get("body") or "", "created_at": utcnow()})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
               f"status page API: {receiver.url})", file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

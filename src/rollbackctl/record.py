@@ -8,10 +8,10 @@ shipped in the package before it replaces the previous version.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from importlib import resources
@@ -19,26 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from . import phases as phase_table
+from .errors import RecordInvalid, RollbackctlError
+from .files import write_atomic
 from .redact import redact, redact_text
+from .times import maybe_time, utcnow
+
+__all__ = ["IncidentRecord", "RecordInvalid", "load_schema", "make_incident_id", "read_record", "schema_problems",
+           "utcnow", "validate"]
 
 SCHEMA_VERSION = 1
 PHASE_DONE = ("ok", "skipped")
 # The phases that communicate, and the event their checklist item needs delivered to count as done.
 NOTIFY_EVENTS = {"announce": "rollback_started", "notify_done": "rollback_completed"}
-
-
-class RecordInvalid(Exception):
-    """The record does not match its JSON Schema (a bug: the message names the field)."""
-
-
-def utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.strptime(value.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
 
 
 def make_incident_id(to_version: str | None, kind: str = "rollback", now: datetime | None = None) -> str:
@@ -52,28 +44,41 @@ def load_schema() -> dict:
     return json.loads(resources.files("rollbackctl").joinpath("schemas/incident.schema.json").read_text())
 
 
-def validate(data: Mapping[str, Any]) -> None:
-    """Raise RecordInvalid naming the first problem (jsonschema, Draft 2020-12)."""
+@functools.cache
+def _validator():
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        where = "/".join(str(p) for p in first.absolute_path) or "(root)"
-        raise RecordInvalid(f"incident record invalid at {where}: {first.message}")
+    return jsonschema.Draft202012Validator(load_schema())
 
 
-def _atomic_write(path: Path, text: str, mode: int = 0o640) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+def _problems(data: Any) -> list[tuple[str, str]]:
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    return [("/".join(str(p) for p in e.absolute_path) or "(root)", e.message) for e in errors]
+
+
+def schema_problems(data: Any) -> list[str]:
+    """Where `data` does not match the incident schema, as ``path: message``, in path order; [] when valid."""
+    return [f"{where}: {message}" for where, message in _problems(data)]
+
+
+def validate(data: Mapping[str, Any]) -> None:
+    """Raise RecordInvalid naming the first problem (jsonschema, Draft 2020-12)."""
+    problems = _problems(data)
+    if problems:
+        where, message = problems[0]
+        raise RecordInvalid(f"incident record invalid at {where}: {message}")
+
+
+def read_record(folder: str | os.PathLike) -> dict[str, Any]:
+    """The data of `folder`/incident.json; RollbackctlError naming the file when it cannot be read."""
+    source = Path(folder) / "incident.json"
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RollbackctlError(f"cannot read the incident record {source}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RollbackctlError(f"{source} is not an incident record (not a JSON object)")
+    return data
 
 
 def _new_phase(phase: phase_table.Phase) -> dict[str, Any]:
@@ -145,8 +150,7 @@ class IncidentRecord:
 
     @classmethod
     def load(cls, path: str | os.PathLike, secrets: Iterable[str] = ()) -> IncidentRecord:
-        path = Path(path)
-        return cls(path, json.loads((path / "incident.json").read_text()), secrets)
+        return cls(Path(path), read_record(path), secrets)
 
     @property
     def incident_id(self) -> str:
@@ -230,7 +234,7 @@ class IncidentRecord:
     def _measure(phase: dict[str, Any]) -> None:
         total = 0.0
         for attempt in phase["attempts"]:
-            start, end = parse_time(attempt["started_at"]), parse_time(attempt["ended_at"])
+            start, end = maybe_time(attempt["started_at"]), maybe_time(attempt["ended_at"])
             if start and end:
                 total += max(0.0, (end - start).total_seconds())
         phase["duration_seconds"] = round(total, 1)
@@ -346,12 +350,12 @@ class IncidentRecord:
 
     def set_outcome(self, status: str, summary: str, next_step: str | None = None) -> None:
         now = utcnow()
-        start = parse_time(self.data["created_at"])
+        start = maybe_time(self.data["created_at"])
         self.data["outcome"] = {
             "status": status, "summary": summary, "next_step": next_step,
             "ended_at": None if status == "in_progress" else now,
             "duration_seconds": None if status == "in_progress" or start is None
-            else round((parse_time(now) - start).total_seconds(), 1),
+            else round((maybe_time(now) - start).total_seconds(), 1),
         }
 
     # --- files ---------------------------------------------------------------------------------
@@ -370,7 +374,7 @@ class IncidentRecord:
         if self.path.resolve() not in target.parents:
             raise ValueError(f"{relative!r} is outside the incident folder")
         target.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(target, redact_text(text, self.secrets))
+        write_atomic(target, redact_text(text, self.secrets), mode=0o640)
         return target
 
     def adopt_logs(self) -> None:
@@ -390,11 +394,17 @@ class IncidentRecord:
     def save(self) -> Path:
         data = self.rendered()
         validate(data)
-        _atomic_write(self.path / "incident.json", json.dumps(data, indent=2, sort_keys=False) + "\n")
+        write_atomic(self.path / "incident.json", json.dumps(data, indent=2, sort_keys=False) + "\n", mode=0o640)
+        write_atomic(self.path / "incident.md", self._markdown(data), mode=0o640)
+        return self.path / "incident.json"
+
+    def _markdown(self, data: dict[str, Any]) -> str:
+        """incident.md; a rollback never stops because its human-readable copy cannot be made."""
         try:
             from .report import render_markdown
 
-            _atomic_write(self.path / "incident.md", render_markdown(data))
-        except ImportError:  # pragma: no cover - report module missing in a partial install
-            pass
-        return self.path / "incident.json"
+            return render_markdown(data)
+        except Exception as exc:  # incident.json is written: say what failed instead of failing the run
+            return (f"# Incident {self.incident_id}\n\nThe report could not be rendered ({type(exc).__name__}: "
+                    f"{exc}). The record is incident.json in this folder; `rollbackctl report {self.incident_id}` "
+                    "renders it again.\n")

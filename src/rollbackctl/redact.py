@@ -1,8 +1,12 @@
 """Keep secrets out of incident records, logs and artifacts.
 
 `redact(value)` returns a redacted deep copy of any JSON-like value (dicts, lists, tuples, sets,
-strings, bytes); `redact_text(text)` does the same for one string such as a log line. Both are pure
-and never modify their argument. The rules, applied to every string (and dict key) in this order:
+strings, bytes); `redact_text(text)` does the same for one string such as a log line;
+`redact_url(url)` removes the whole user information (user and password) of a URL shown in messages.
+All are pure and never modify their argument. This is the one implementation: the wrapper, the
+rollback_record callback and the rollback_redact filter all use it.
+
+The rules, applied to every string (and dict key) in this order:
 
 1. exact secrets the caller knows (`extra_secrets`, each at least 4 characters long), also in their
    percent-encoded forms, wherever they occur;
@@ -251,6 +255,19 @@ def _walk(value: Any, secrets: re.Pattern[str] | None) -> Any:
     if isinstance(value, set | frozenset):
         return type(value)(_walk(item, secrets) for item in value)
     return value
+
+
+def redact_url(url: str) -> str:
+    """`url` with its user information replaced by ``***`` (a token used as user name is a secret too).
+
+    >>> redact_url("http://user:pw@prometheus:9090/x")
+    'http://***@prometheus:9090/x'
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = f"***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def redact(value: Any, extra_secrets: Iterable[str] = ()) -> Any:

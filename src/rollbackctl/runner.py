@@ -17,6 +17,7 @@ from typing import Any
 import ansible_runner
 
 from .errors import PlaybookFailed
+from .files import write_atomic
 
 
 @dataclass
@@ -64,8 +65,7 @@ def _scrub_command_artifact(artifact_dir: Path) -> None:
         return
     if isinstance(data, dict) and "env" in data:
         data["env"] = {key: "<not recorded>" for key in data["env"]}
-        path.write_text(json.dumps(data))
-        path.chmod(0o600)
+        write_atomic(path, json.dumps(data), mode=0o600)
 
 
 def run_playbook(

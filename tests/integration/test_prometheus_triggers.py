@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from rollbackctl import triggers
+from rollbackctl.cli import triggers as triggers_command
 from rollbackctl.errors import RollbackctlError
 
 AT = datetime(2025, 3, 10, 12, 0, 0, tzinfo=UTC)
@@ -141,7 +142,7 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollbackctl")
-    triggers.add_triggers_parser(parser.add_subparsers(dest="command", required=True))
+    triggers_command.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

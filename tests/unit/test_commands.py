@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from rollbackctl import phases
 from rollbackctl.cli import main
-from rollbackctl.commands import compare_fingerprints
+from rollbackctl.orchestrator import lock_for
+from rollbackctl.paths import state_dir
 from rollbackctl.progress import Progress
+from rollbackctl.project import find_project
+from rollbackctl.rehearsal import compare_fingerprints
 
 AUTHORITY = ["--decided-by", "Dana", "--role", "lead-devops-engineer"]
 
@@ -104,3 +111,50 @@ def test_rehearsal_comparison_names_every_difference():
     assert any("app1: runs v1.0.0" in d for d in differences)
     assert any("collection messages" in d for d in differences)
     assert any("message_reactions" in d for d in differences)
+
+
+# -- the lock, end to end: refused before anything runs -----------------------------------------------
+
+HOLDER = (
+    "import sys; from pathlib import Path; from rollbackctl.orchestrator import lock_for;"
+    "lock_for(Path(sys.argv[1]), Path(sys.argv[2])).acquire('INC-HOLDER'); print('held', flush=True);"
+    "sys.stdin.read()"
+)
+
+
+def _run_args(incident: str) -> list[str]:
+    return ["run", "standard", "-i", "inventories/local", "--to", "v0.9.0", "--reason", "r", *AUTHORITY,
+            "--incident-id", incident]
+
+
+def test_a_second_run_is_refused_naming_the_holder_then_the_dead_holder_is_stale(isolated, capsys):
+    inventory = find_project() / "inventories" / "local"
+    src = Path(__file__).resolve().parents[2] / "src"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(isolated / "state"), str(inventory)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(src)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(_run_args("INC-SECOND")) == 5
+        err = capsys.readouterr().err
+        assert "INC-HOLDER" in err and f"pid {holder.pid}" in err and "never broken" in err
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        holder.stdin.close()
+        holder.stdout.close()
+    assert main(_run_args("INC-SECOND")) == 5
+    err = capsys.readouterr().err
+    assert "stale" in err and "INC-HOLDER" in err and "--break-lock" in err and "rollbackctl resume INC-HOLDER" in err
+    assert not (isolated / "incidents" / "INC-SECOND").exists()
+
+
+def test_an_unusable_lock_file_refuses_the_run_naming_the_file(isolated, capsys):
+    lock = lock_for(state_dir(), find_project() / "inventories" / "local")
+    lock.lock_dir.mkdir(parents=True)
+    lock.path.write_text("garbage")
+    assert main(_run_args("INC-X")) == 5
+    err = capsys.readouterr().err
+    assert str(lock.path) in err and "not valid JSON" in err and "--break-lock" in err
+    assert lock.path.read_text() == "garbage"
+    assert not (isolated / "incidents").exists()

@@ -313,3 +313,114 @@ def test_a_process_this_user_may_not_signal_counts_as_alive(tmp_path):
     with pytest.raises(LockHeld, match="pid 1, incident INC-OLD") as held:
         lock.acquire("INC-2", break_stale=True)
     assert not isinstance(held.value, LockStale)
+
+
+# -- the kernel's flock decides ----------------------------------------------------------------------
+
+
+# A process that only holds a flock on the lock file (no rollbackctl): argv[1] is the file.
+FLOCK_HOLDER = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    fd = os.open(sys.argv[1], os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def _flock_is_free(path: Path) -> bool:
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def test_the_kernel_releases_a_killed_holders_flock_and_the_file_still_names_it(tmp_path, holder_process):
+    lock = EnvironmentLock(tmp_path, ENVIRONMENT)
+    assert not _flock_is_free(lock.path), "the live holder keeps an exclusive flock on the lock file"
+    _kill(holder_process)
+    assert _flock_is_free(lock.path), "SIGKILL: the kernel dropped the dead holder's flock"
+    assert json.loads(lock.path.read_text())["incident_id"] == "INC-A", "the record still names the dead holder"
+    with pytest.raises(LockStale, match="incident INC-A"):
+        lock.acquire("INC-B")
+
+
+def test_the_flock_and_not_the_pid_says_whether_a_lock_is_held(tmp_path):
+    lock = EnvironmentLock(tmp_path, ENVIRONMENT)
+    _write_record(lock)  # names a pid that does not exist
+    child = subprocess.Popen([sys.executable, "-c", FLOCK_HOLDER, str(lock.path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        with pytest.raises(LockHeld) as held:  # e.g. a holder in another pid namespace: its pid means nothing here
+            lock.acquire("INC-B", break_stale=True, take_over_from="INC-OLD")
+        assert not isinstance(held.value, LockStale)
+        assert "never broken" in str(held.value) and "incident INC-OLD" in str(held.value)
+        assert lock.status()["state"] == "held"
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+        child.stdout.close()
+    with pytest.raises(LockStale):
+        lock.acquire("INC-B")
+
+
+def test_an_unusable_lock_file_is_reported_naming_it_and_never_replaced_silently(tmp_path):
+    lock = EnvironmentLock(tmp_path, ENVIRONMENT)
+    lock.path.write_bytes(b"{not json")
+    for resume in (None, "INC-1"):
+        with pytest.raises(LockStale) as stale:
+            lock.acquire("INC-1", take_over_from=resume)
+        assert stale.value.exit_code == 5
+        assert str(lock.path) in str(stale.value) and "not valid JSON" in str(stale.value)
+        assert "--break-lock" in str(stale.value)
+        assert lock.path.read_bytes() == b"{not json", "refused: the file is left as it was"
+    holder = lock.acquire("INC-1", break_stale=True)
+    assert holder.broke is None
+    assert holder.broke_reason.startswith("broken with --break-lock: an unusable lock file: the file is not valid JSON")
+    assert lock.holder() == holder
+    assert lock.release() is True
+
+
+def test_a_lock_file_that_cannot_be_opened_is_refused_naming_it(tmp_path):
+    lock = EnvironmentLock(tmp_path, ENVIRONMENT)
+    lock.path.mkdir()  # not a file (unreadable even for root)
+    for break_stale in (False, True):
+        with pytest.raises(LockHeld) as refused:
+            lock.acquire("INC-1", break_stale=break_stale)
+        assert refused.value.exit_code == 5
+        assert str(lock.path) in str(refused.value) and "cannot be opened" in str(refused.value)
+    assert lock.path.is_dir()
+    assert lock.status()["state"] == "corrupt"
+
+
+def test_breaking_an_unusable_lock_file_is_said(tmp_path, capsys):
+    from rollbackctl.procedures import Console, say_broken
+
+    lock = EnvironmentLock(tmp_path, ENVIRONMENT)
+    lock.path.write_bytes(b"")
+    say_broken(lock.acquire("INC-1", break_stale=True), Console(), "broke")
+    err = capsys.readouterr().err
+    assert err.startswith("rollbackctl: broke an unusable lock (broken with --break-lock: an unusable lock file: ")
+    assert "the file is empty" in err
+    lock.release()
+
+
+def test_release_drops_the_flock(tmp_path):
+    lock = EnvironmentLock(tmp_path, ENVIRONMENT)
+    lock.acquire("INC-1")
+    assert not _flock_is_free(lock.path)
+    path = lock.path
+    assert lock.release() is True
+    assert not path.exists()
+    with lock.hold("INC-2"):
+        assert not _flock_is_free(lock.path)
+    assert not lock.path.exists()

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from rollbackctl import matrix
+from rollbackctl.cli import decide as decide_command
 from rollbackctl.errors import RollbackctlError, UsageError
 from rollbackctl.matrix import decide, format_decision, parse_duration
 
@@ -215,7 +216,7 @@ def test_format_decision(args, expected):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollbackctl")
-    matrix.add_decide_parser(parser.add_subparsers(dest="command", required=True))
+    decide_command.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from rollbackctl import phases
+from rollbackctl.errors import RecordInvalid
 from rollbackctl.orchestrator import skip_reason, steps_for
-from rollbackctl.record import IncidentRecord, RecordInvalid, make_incident_id, validate
+from rollbackctl.record import IncidentRecord, make_incident_id, validate
 
 SECRET = "Zq7-unit-distinctive-Pw"
 AUTHORITY = {"decided_by": "Dana", "role": "lead_devops_engineer", "basis": "primary", "consensus": [],
@@ -207,3 +208,15 @@ def test_preflight_verdict_decides_the_outcome_of_both_writers(record, needed, r
     record.conclude()
     assert record.data["outcome"]["status"] == status
     assert record.data["environment"]["from_versions"] == {"app1": "v1.0.0"}
+
+
+def test_a_report_that_cannot_be_rendered_never_stops_the_record(record, monkeypatch):
+    def broken(data):
+        raise KeyError("a bug in the report")
+
+    monkeypatch.setattr("rollbackctl.report.render_markdown", broken)
+    record.start_phase("preflight", at="2026-11-28T10:00:00Z")
+    record.save()
+    assert _saved(record)["phases"][0]["status"] == "running"
+    markdown = (record.path / "incident.md").read_text()
+    assert markdown.startswith("# Incident INC-UNIT-1") and "KeyError" in markdown and "incident.json" in markdown

@@ -16,10 +16,10 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from rollbackctl import phases
-from rollbackctl.errors import RollbackctlError
-from rollbackctl.paths import INCIDENTS_ENV, IncidentNotFound
+from rollbackctl.cli import report as report_command
+from rollbackctl.errors import IncidentNotFound, RollbackctlError
+from rollbackctl.paths import INCIDENTS_ENV
 from rollbackctl.report import (
-    add_report_parser,
     attempt_segments,
     axis_ticks,
     bottlenecks,
@@ -713,7 +713,7 @@ def incidents(tmp_path: Path) -> Path:
 
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="rollbackctl")
-    add_report_parser(main.add_subparsers(dest="command", required=True))
+    report_command.add_parser(main.add_subparsers(dest="command", required=True))
     return main
 
 

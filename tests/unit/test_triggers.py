@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import pytest
 
 from rollbackctl import triggers
+from rollbackctl.cli import triggers as triggers_command
 from rollbackctl.errors import RollbackctlError, UsageError
 from rollbackctl.triggers import (
     MetricsUnavailable,
@@ -477,7 +478,7 @@ def test_nan_is_missing_data():
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollbackctl")
-    triggers.add_triggers_parser(parser.add_subparsers(dest="command", required=True))
+    triggers_command.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

@@ -1,0 +1,173 @@
+"""The rollback procedures as a Python API: run one (`run_rollback`) or continue one (`resume_rollback`).
+
+Both take explicit keyword arguments, hold the environment's lock for the whole run, keep the incident
+record and return it with the exit code (`ExitCode`). What they refuse, they refuse before changing
+anything: no authority (AuthorityRefused), a malformed version or an unknown inventory (UsageError),
+a held or stale lock (LockHeld). The command line (`rollbackctl.cli.run`, `.resume`) only parses the
+options and prints the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import matrix
+from .authority import check_authority
+from .errors import ExitCode, ProcedureNotAvailable, UsageError
+from .lock import LockHolder
+from .orchestrator import Context, Rollback, lock_for
+from .paths import incident_path, incidents_dir, state_dir
+from .progress import Progress
+from .project import find_project
+from .record import IncidentRecord, make_incident_id
+from .times import utcnow
+
+VERSION_RE = re.compile(r"v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}")
+PROCEDURES = ("standard", "emergency")
+DATABASE_CHOICES = ("auto", "yes", "no")
+
+
+class Console:
+    """Where a procedure's messages go: `info` on stdout, `warn` (``rollbackctl: ...``) on stderr."""
+
+    def info(self, text: str) -> None:
+        print(text, flush=True)
+
+    def warn(self, text: str) -> None:
+        print(f"rollbackctl: {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Outcome:
+    """What a procedure returns: the exit code, the incident record, and whether phases ran at all."""
+
+    code: ExitCode
+    record: IncidentRecord
+    ran: bool = True
+
+
+def check_version(value: str, option: str = "--to") -> str:
+    """`value` when it is vMAJOR.MINOR.PATCH; UsageError naming `option` otherwise."""
+    if not VERSION_RE.fullmatch(value or ""):
+        raise UsageError(f"{option} {value!r} is malformed: expected vMAJOR.MINOR.PATCH, e.g. v0.9.0")
+    return value
+
+
+def resolve_inventory(value: str, project: Path) -> Path:
+    """The inventory path (as given, else relative to the project); UsageError when it does not exist."""
+    path = Path(value)
+    if not path.is_absolute() and not path.exists():
+        path = project / value
+    if not path.exists():
+        raise UsageError(f"inventory {value!r} not found (give a path such as inventories/production)")
+    return path.resolve()
+
+
+def decision_row(issue_type: str | None, severity: str | None, fix_estimate: str | None) -> dict | None:
+    """The decision-matrix answer to record for the rollback (None when no row was given)."""
+    if (issue_type is None) != (severity is None):
+        raise UsageError("--issue-type and --severity go together (the decision-matrix row of this rollback)")
+    if not issue_type:
+        return None
+    estimate = matrix.parse_duration(fix_estimate) if fix_estimate else None
+    return matrix.decide(issue_type, severity, estimate).to_dict()
+
+
+def read_trigger_report(path: str | None) -> dict | None:
+    """A `rollbackctl triggers --json` report to record (None when no file was given)."""
+    if not path:
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--triggers-report {path}: cannot read a JSON trigger report ({exc})") from exc
+
+
+def context(project: Path, *, quiet: bool = False, runs_dir: Path | None = None) -> Context:
+    """The orchestrator's context: the project, ansible-runner's folder, the progress display."""
+    return Context(project=project, runs_dir=runs_dir or state_dir() / "runs", progress=Progress(quiet=quiet))
+
+
+def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: str, role: str,
+                 consensus: Iterable[str] = (), procedure: str = "standard", database: str = "auto",
+                 backup: str | None = None, incident_id: str | None = None, incidents: str | None = None,
+                 issue_type: str | None = None, severity: str | None = None, fix_estimate: str | None = None,
+                 triggers_report: str | None = None, check: bool = False, break_lock: bool = False,
+                 quiet: bool = False, project: Path | None = None, console: Console | None = None) -> Outcome:
+    """Run the plan's standard rollback of `inventory` to `to_version` under decision authority.
+
+    Authority is checked first: a refusal changes nothing, not even a record or a lock. Then the
+    inputs, then the lock (LockHeld naming the holder), then the record and the phases.
+    """
+    console = console or Console()
+    if procedure == "emergency":
+        raise ProcedureNotAvailable(
+            "the emergency procedure (isolation, rapid rollback, gradual restoration) is not part of this release; "
+            "run `rollbackctl run standard ...` - it restores the release and, when needed, the database")
+    project = project or find_project()
+    granted = check_authority(decided_by, role, list(consensus))
+    to = check_version(to_version)
+    path = resolve_inventory(inventory, project)
+    decision = decision_row(issue_type, severity, fix_estimate)
+    trigger_report = read_trigger_report(triggers_report)
+    incident_id = incident_id or make_incident_id(to)
+    base = incidents_dir(incidents)
+    with lock_for(state_dir(), path).hold(incident_id, break_stale=break_lock) as holder:
+        say_broken(holder, console, "broke")
+        record = IncidentRecord.create(
+            base, incident_id, mode="check" if check else "run", procedure=procedure, inventory=str(path),
+            environment=path.name, reason=reason, to_version=to, authority=granted.to_dict(), database=database,
+            triggers=trigger_report, decision=decision)
+        if backup:
+            record.data["database"]["backup_name"] = backup
+        console.info(f"incident {incident_id}: rolling back {path.name} to {to} "
+                     f"(decided by {granted.decided_by}, {granted.basis}); record in {record.path}")
+        code = Rollback(record, context(project, quiet=quiet), inventory=path, check=check).execute()
+    return Outcome(code, record)
+
+
+def resume_rollback(*, incident_id: str, incidents: str | None = None, break_lock: bool = False,
+                    quiet: bool = False, project: Path | None = None, console: Console | None = None) -> Outcome:
+    """Continue an incident's rollback from its first phase not done, with the same inputs.
+
+    The stale lock of the incident's own dead run is taken over; a phase left `running` is marked
+    interrupted and runs again. A completed incident is left alone (OK).
+    """
+    console = console or Console()
+    project = project or find_project()
+    record = IncidentRecord.load(incident_path(incident_id, incidents))
+    data = record.data
+    if data["outcome"]["status"] in ("succeeded", "nothing_to_do"):
+        console.info(f"incident {record.incident_id} already completed ({data['outcome']['summary']}); "
+                     "nothing to resume")
+        return Outcome(ExitCode.OK, record, ran=False)
+    inventory = Path(data["environment"]["inventory"])
+    if not inventory.exists():
+        raise UsageError(f"the incident's inventory {inventory} no longer exists")
+    lock = lock_for(state_dir(), inventory)
+    with lock.hold(record.incident_id, take_over_from=record.incident_id, break_stale=break_lock) as holder:
+        say_broken(holder, console, "took over")
+        died = record.interrupt_running(f"the run died (lock holder {holder.broke.describe()})" if holder.broke
+                                        else "the run stopped without recording an end")
+        if died:
+            console.warn(f"phase {', '.join(died)} was interrupted; running it again")
+        follow = record.next_phase()
+        console.info(f"incident {record.incident_id}: resuming at phase {follow}")
+        record.data["follow_up"]["notes"] = ((record.data["follow_up"]["notes"] or "") +
+                                             f"resumed at {utcnow()} from phase {follow}. ").strip() + " "
+        code = Rollback(record, context(project, quiet=quiet), inventory=inventory,
+                        check=data["mode"] == "check").execute()
+    return Outcome(code, record)
+
+
+def say_broken(holder: LockHolder, console: Console, verb: str) -> None:
+    """Say which lock this run replaced: a dead holder's (named), or an unusable lock file."""
+    if holder.broke:
+        console.warn(f"{verb} the stale lock of {holder.broke.describe()}")
+    elif holder.broke_reason:
+        console.warn(f"{verb} an unusable lock ({holder.broke_reason})")
