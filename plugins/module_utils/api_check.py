@@ -306,9 +306,8 @@ def web_tier_check(result: HttpResult, server_header: str = "nginx") -> dict:
     if not result.answered:
         return check("nginx", "full", None, server_header, "", FAIL, describe(result))
     ok = bool(server) and server.lower().startswith(server_header.lower())
-    return check("nginx", "full", server, server_header, "", PASS if ok else FAIL,
-                 f"the web URL answered HTTP {result.status}" + ("" if ok else
-                                                                   f"; Server header is not {server_header}"))
+    detail = f"the web URL answered HTTP {result.status}" + ("" if ok else f"; Server header is not {server_header}")
+    return check("nginx", "full", server, server_header, "", PASS if ok else FAIL, detail)
 
 
 # ---- the checks of a scope ---------------------------------------------------------------------

@@ -74,11 +74,11 @@ def _tables() -> list[list[int]]:
     first = []
     for i in range(256):
         crc = i
-        for _ in range(8):
+        for _bit in range(8):
             crc = (crc >> 1) ^ _POLY if crc & 1 else crc >> 1
         first.append(crc)
     tables = [first]
-    for _ in range(7):
+    for _table in range(7):
         tables.append([first[c & 0xFF] ^ (c >> 8) for c in tables[-1]])
     return tables
 
@@ -560,12 +560,12 @@ class ArchiveReader:
                     break
                 absorb(event)
                 continue
-            ns = next(iter(waiting))
+            ns = next(iter(waiting), None)  # waiting is not empty here
             spool = waiting.pop(ns)
             entry = self._entries[ns]
             docs = docs_of(ns, spool)
             yield ArchiveCollection(entry.db, entry.collection, entry.metadata, docs)
-            for _ in docs:  # skip what the consumer left
+            for _skipped in docs:  # skip what the consumer left
                 pass
 
     __iter__ = collections_data

@@ -452,7 +452,7 @@ def restore(uri: str, archive: str, target_db: str | None = None, drop_extra_col
 def _restore_pymongo(reader: ArchiveReader, db, selected: set[str], result: dict) -> None:
     for _source, name, metadata, docs in reader:
         if name not in selected:
-            for _ in docs:
+            for _skipped in docs:
                 pass
             continue
         db.drop_collection(name)

@@ -48,10 +48,10 @@ def _split(uri: str) -> tuple[str, str, str, str, str]:
     # Like pymongo: the host part ends at the first "/" (user and password must be percent-encoded).
     authority, slash, tail = rest.partition("/")
     if not slash and "?" in authority:
-        authority, _, query = authority.partition("?")
+        authority, _sep, query = authority.partition("?")
         path = ""
     else:
-        path, _, query = tail.partition("?")
+        path, _sep, query = tail.partition("?")
     userinfo, at, hosts = authority.rpartition("@")
     if not at:
         userinfo = ""
@@ -114,8 +114,8 @@ def uri_without_database(uri: str) -> str:
     options = [part for part in query.split("&") if part]
     if path and not any(part.lower().startswith("authsource=") for part in options):
         options.append("authSource=" + path)
-    return scheme + (userinfo + "@" if userinfo else "") + hosts + "/" + ("?" + "&".join(options) if options
-                                                                            else "")
+    query = "?" + "&".join(options) if options else ""
+    return scheme + (userinfo + "@" if userinfo else "") + hosts + "/" + query
 
 
 def scrub(text: str, uri: str) -> str:
@@ -182,7 +182,7 @@ def _connect(uri: str, timeout_ms: int):
                                    f"authorization failed?): {reason}") from None
     except PyMongoError as exc:
         client.close()
-        reason = scrub(str(exc), uri).split(", Timeout:")[0].split(" (configured timeouts:")[0]
+        reason = scrub(str(exc), uri).split(", Timeout:", maxsplit=1)[0].split(" (configured timeouts:", maxsplit=1)[0]
         raise MongoConnectionError(f"cannot reach MongoDB at {hosts} within {timeout_ms} ms: "
                                    f"{reason}") from None
     return client

@@ -288,7 +288,7 @@ def archive_facts(reader) -> dict:
     collections = {}
     for _db, name, metadata, docs in reader:
         if not is_user_collection(name) or types.get(name) not in ("collection", ""):
-            for _ in docs:
+            for _skipped in docs:
                 pass
             continue
         hasher = OrderedHasher().update(docs)

@@ -148,7 +148,7 @@ def slack_payload(*, title: str, message: str, incident_id: str, event: str,
     title = _clip((title or default_title(event)).strip(), 150)
     message = (message or "").strip()
     items = [(_label(k), _value(v)) for k, v in (fields or {}).items() if v not in (None, "", [], {})]
-    if not any(label.lower() in ("incident", "incident id") for label, _ in items):
+    if not any(label.lower() in ("incident", "incident id") for label, _value in items):
         items.append(("Incident", incident_id))
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title}}]
     if message:

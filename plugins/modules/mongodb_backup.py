@@ -180,8 +180,8 @@ def _diff_view(dest: str, facts: dict | None) -> dict:
     """What `--diff` shows of the backup at dest: none, or its release, creation time and counts."""
     if not facts:
         return {"backup": dest, "exists": False}
-    return {"backup": dest, "exists": True, **{key: facts.get(key) for key in
-                                                ("release", "created_at", "sha256", "collections")}}
+    shown = ("release", "created_at", "sha256", "collections")
+    return {"backup": dest, "exists": True, **{key: facts.get(key) for key in shown}}
 
 
 def _supersede_if_stale(module, database: str, manifest_path: str, manifest: dict) -> str | None:

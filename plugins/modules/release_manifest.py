@@ -171,9 +171,8 @@ def _bad_marker(releases_dir: str, entry: dict) -> None:
 
 def _diff_view(manifest, current: str | None, on_disk: set[str]) -> dict:
     """What `--diff` shows: where current points and the status of every release."""
-    return {"current": current,
-            "releases": {r.version: r.status for r in sorted(manifest.releases(on_disk).values(),
-                                                              key=lambda r: r.version)}}
+    releases = sorted(manifest.releases(on_disk).values(), key=lambda r: r.version)
+    return {"current": current, "releases": {r.version: r.status for r in releases}}
 
 
 def main() -> None:

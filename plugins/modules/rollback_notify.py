@@ -226,8 +226,8 @@ def _missing(params: dict) -> str | None:
 def _statuspage_plan(params: dict, state: NotifyState) -> dict:
     known = state.statuspage_incident(params["incident_id"]) or {}
     scheduled = bool(known["scheduled"]) if known else opens_maintenance(params["event"])
-    incident_status, component_status = statuspage_status(params["event"], maintenance=params["maintenance"],
-                                                           scheduled=scheduled)
+    incident_status, component_status = statuspage_status(
+        params["event"], maintenance=params["maintenance"], scheduled=scheduled)
     return {"id": known.get("id"), "scheduled": scheduled, "incident_status": incident_status,
             "component_status": component_status, "action": "update" if known.get("id") else "create"}
 

@@ -138,7 +138,7 @@ def installed_collection(project, tmp_path_factory) -> Path:
     subprocess.run(["ansible-galaxy", "collection", "build", "--output-path", str(root)], cwd=project, check=True,
                    capture_output=True, env=_environment())
     artifact = next(root.glob("chatbot-rollback-*.tar.gz"))
-    subprocess.run(["ansible-galaxy", "collection", "install", str(artifact), "-p", str(root / "collections")],
+    subprocess.run(["ansible-galaxy", "collection", "install", "--force", str(artifact), "-p", str(root / "collections")],
                    cwd=root, check=True, capture_output=True, env=_environment())
     installed = root / "collections" / "ansible_collections" / "chatbot" / "rollback"
     assert (installed / "MANIFEST.json").is_file()
@@ -147,8 +147,9 @@ def installed_collection(project, tmp_path_factory) -> Path:
 
 def test_from_the_installed_collection_artifact(installed_collection, tmp_path):
     collections = installed_collection.parents[2]
-    for left_out in ("tests", "src", ".collections", "inventories", "pyproject.toml", "ansible.cfg"):
+    for left_out in ("src", ".collections", "inventories", "fixtures", "pyproject.toml", "ansible.cfg"):
         assert not (installed_collection / left_out).exists(), f"{left_out} is in the collection artifact"
+    assert sorted(p.name for p in (installed_collection / "tests").iterdir()) == ["sanity"]
     work = tmp_path / "elsewhere"
     work.mkdir()
     shutil.copy(SMOKE, work / "smoke.yml")
