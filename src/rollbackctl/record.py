@@ -214,12 +214,8 @@ class IncidentRecord:
                 self.tick(item, note=note if status == "skipped" else None, at=now)
 
     def skip_phase(self, name: str, note: str) -> None:
-        phase = self.phase(name)
-        now = utcnow()
-        phase["attempts"].append({"started_at": now, "ended_at": now, "status": "skipped", "error": None,
-                                  "artifacts": []})
-        phase["started_at"] = phase["started_at"] or now
-        self.finish_phase(name, "skipped", note=note, at=now)
+        """One attempt, started and ended now, skipped for the reason given."""
+        self.finish_phase(name, "skipped", note=note, at=utcnow())
 
     def interrupt_running(self, note: str) -> list[str]:
         """Mark every phase still `running` as interrupted (a run that died); returns their names."""

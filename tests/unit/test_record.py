@@ -95,6 +95,7 @@ def test_skipped_phase_is_done_with_its_reason_on_the_checklist(record):
     item = next(c for c in record.data["checklist"] if c["item"] == "Database rolled back (if necessary)")
     assert item["done"] and item["note"] == "not necessary: the schema suits the target"
     assert record.phase("db_restore")["status"] == "skipped"
+    assert [a["status"] for a in record.phase("db_restore")["attempts"]] == ["skipped"]  # one attempt, not two
 
 
 def test_set_stats_of_the_phases_land_in_the_record(record):
