@@ -138,8 +138,8 @@ def installed_collection(project, tmp_path_factory) -> Path:
     subprocess.run(["ansible-galaxy", "collection", "build", "--output-path", str(root)], cwd=project, check=True,
                    capture_output=True, env=_environment())
     artifact = next(root.glob("chatbot-rollback-*.tar.gz"))
-    subprocess.run(["ansible-galaxy", "collection", "install", "--force", str(artifact), "-p", str(root / "collections")],
-                   cwd=root, check=True, capture_output=True, env=_environment())
+    subprocess.run(["ansible-galaxy", "collection", "install", "--force", str(artifact), "-p",
+                    str(root / "collections")], cwd=root, check=True, capture_output=True, env=_environment())
     installed = root / "collections" / "ansible_collections" / "chatbot" / "rollback"
     assert (installed / "MANIFEST.json").is_file()
     return installed
