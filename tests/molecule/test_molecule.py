@@ -31,7 +31,8 @@ def test_molecule_default_scenario(project, tmp_path):
     proc = subprocess.run(["molecule", "test", "-s", "default"], cwd=project, env=env, capture_output=True,
                           text=True, check=False, timeout=1800)
     output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
-    tail = "\n".join(output.splitlines()[-60:])
+    failed = [line for line in output.splitlines() if "fatal:" in line or "FAILED!" in line]
+    tail = "\n".join([*failed[:10], "...", *output.splitlines()[-60:]])
     assert proc.returncode == 0, tail
     for action in ("check", "converge", "idempotence", "verify"):
         assert f"{action}: Executed: Successful" in output, tail
