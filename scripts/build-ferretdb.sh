@@ -29,7 +29,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ "$force" = 0 ] && [ -x "$output" ] && "$output" --version 2>/dev/null | grep -q "version: ${version}\$"; then
+# The output is captured before it is matched: `grep -q` exits at the first match, and under
+# pipefail the SIGPIPE that kills the still-writing binary would read as "not installed".
+current=""
+[ -x "$output" ] && current=$("$output" --version 2>/dev/null || true)
+if [ "$force" = 0 ] && grep -q "version: ${version}\$" <<<"$current"; then
   echo "build-ferretdb: $output is already FerretDB $version"
   exit 0
 fi
@@ -46,4 +50,4 @@ echo "$version" > "$work/build/version/version.txt"
 echo "go-module-proxy" > "$work/build/version/package.txt"
 (cd "$work" && CGO_ENABLED=0 go build -trimpath -o "$work/ferretdb.bin" ./cmd/ferretdb)
 install -m 0755 "$work/ferretdb.bin" "$output"
-"$output" --version | head -n 1
+"$output" --version | sed -n 1p

@@ -223,7 +223,13 @@ flock -n 9 || die "another build is using $WORKDIR (lock $WORKDIR/.lock)"
 LOCKED=1
 
 # ---- FerretDB binary -----------------------------------------------------------------------
-ferretdb_works() { "$1" --version 2>/dev/null | grep -q '^version: v'; }
+# Captured, then matched: `cmd | grep -q` under pipefail fails when grep's early exit SIGPIPEs cmd
+# (a Go binary that writes its version in several writes dies of it, intermittently).
+ferretdb_works() {
+  local out
+  out=$("$1" --version 2>/dev/null) || return 1
+  grep -q '^version: v' <<<"$out"
+}
 
 find_ferretdb() {
   if [ -n "$FERRETDB_OPT" ]; then
@@ -253,7 +259,7 @@ find_ferretdb() {
 
 FERRETDB_BIN=$(find_ferretdb)
 FERRETDB_SHA=$(sha256sum "$FERRETDB_BIN" | cut -d' ' -f1)
-FERRETDB_VERSION=$("$FERRETDB_BIN" --version | sed -n 's/^version: //p' | head -n 1)
+FERRETDB_VERSION=$("$FERRETDB_BIN" --version | sed -n 's/^version: //p' | sed -n 1p)
 
 RECIPE_HASH=$(
   {
@@ -413,10 +419,10 @@ step_pm2() {
   run_logged pm2 npm install -g "pm2@$PM2_VERSION" --prefix "$ROOTFS/usr/local" \
     --no-audit --no-fund --no-update-notifier
   local installed
-  installed=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$ROOTFS/usr/local/lib/node_modules/pm2/package.json" | head -n 1)
+  installed=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$ROOTFS/usr/local/lib/node_modules/pm2/package.json" | sed -n 1p)
   [ "$installed" = "$PM2_VERSION" ] || die "pm2 in the rootfs reports version '$installed', expected $PM2_VERSION"
   [ -L "$ROOTFS/usr/local/bin/pm2" ] || [ -x "$ROOTFS/usr/local/bin/pm2" ] || die "pm2 executable missing in $ROOTFS/usr/local/bin"
-  if find "$ROOTFS/usr/local/lib/node_modules/pm2" -name '*.node' | grep -q .; then
+  if [ -n "$(find "$ROOTFS/usr/local/lib/node_modules/pm2" -name '*.node' -print -quit)" ]; then
     warn "pm2 ships native addons built against the host's node"
   fi
   log "    pm2 $installed in /usr/local (bins: $(cd "$ROOTFS/usr/local/bin" && ls | tr '\n' ' '))"
@@ -427,7 +433,7 @@ step_pymongo() {
   mkdir -p "$target"
   run_logged pymongo python3 -m pip install --quiet --disable-pip-version-check --no-compile \
     --target "$target" "pymongo==$PYMONGO_VERSION"
-  chroot "$ROOTFS" python3 -c 'import pymongo; print(pymongo.version)' | grep -qx "$PYMONGO_VERSION" \
+  [ "$(chroot "$ROOTFS" python3 -c 'import pymongo; print(pymongo.version)')" = "$PYMONGO_VERSION" ] \
     || die "pymongo $PYMONGO_VERSION does not import with the image's python3"
   log "    pymongo $PYMONGO_VERSION in /usr/local/lib/python3.11/dist-packages"
 }
@@ -447,7 +453,7 @@ step_ferretdb() {
 
 step_stamp_and_check() {
   local out
-  out=$(in_chroot sh -c 'node --version; npm --version; /usr/local/bin/ferretdb --version | head -n 1; nginx -v 2>&1; git --version; python3 --version') \
+  out=$(in_chroot sh -c 'node --version; npm --version; /usr/local/bin/ferretdb --version | sed -n 1p; nginx -v 2>&1; git --version; python3 --version') \
     || die "smoke test inside the rootfs failed"
   rm -rf "$ROOTFS/root/.npm" "$ROOTFS/root/.config"
   NODE_VERSION=$(echo "$out" | sed -n 1p)

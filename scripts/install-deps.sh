@@ -33,7 +33,7 @@ need=()
 # backend of podman 4.3); busybox-static: the tiny image podman-setup.sh checks that with.
 for pkg in nginx-light git podman runc debootstrap uidmap rsync file prometheus \
     golang-github-containernetworking-plugin-dnsname busybox-static; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+  [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" = "install ok installed" ] || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq

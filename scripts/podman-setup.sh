@@ -106,7 +106,7 @@ if [ "$netbackend" = cni ] && ! [ -x /usr/lib/cni/dnsname ]; then
 fi
 [ "$check_only" = 1 ] && exit 0
 busybox=$(command -v busybox || true)
-[ -n "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q 'statically linked' \
+[ -n "$busybox" ] && [[ "$(file -L "$busybox" 2>/dev/null || true)" == *"statically linked"* ]] \
   || die "a static busybox is needed for the name-resolution check; install it with: apt-get install -y busybox-static"
 image=localhost/rollback-netcheck:busybox
 if ! podman image exists "$image"; then
