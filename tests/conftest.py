@@ -19,8 +19,9 @@ from .platform_client import PlatformClient
 # tests import `ansible_collections.chatbot.rollback.plugins.module_utils.pm2` exactly as the modules do.
 init_plugin_loader([str(Path(__file__).resolve().parents[1] / ".collections")])
 
-# Tests use their own sandbox directory and ports, so a user's sandbox on the default ports is untouched.
-TEST_PORT_BASE = "28080"
+# Tests use their own sandbox directory and ports, so a user's sandbox on the default ports is untouched
+# (ROLLBACK_TEST_PORT_BASE moves them, for two suites side by side).
+TEST_PORT_BASE = os.environ.get("ROLLBACK_TEST_PORT_BASE", "28080")
 # The sandbox database password: distinctive, so a test can prove it leaks into no output or file.
 DISTINCTIVE_DB_PASSWORD = "Zq7-distinctive-Pw-4471"
 
