@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
+import yaml
 
 from .errors import PlaybookFailed
 from .files import write_atomic
@@ -44,6 +45,33 @@ class PlaybookResult:
     @property
     def changed_count(self) -> int:
         return sum(self.stats.get("changed", {}).values())
+
+
+_TEMPLATE_MARKS = ("{{", "{%", "{#")
+
+
+class _ExtravarsDumper(yaml.SafeDumper):
+    """YAML for `-e @file` in which every string that could be read as a template is tagged `!unsafe`."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    if any(mark in value for mark in _TEMPLATE_MARKS):
+        return dumper.represent_scalar("!unsafe", value, style="'")
+    return dumper.represent_str(value)
+
+
+_ExtravarsDumper.add_representer(str, _represent_str)
+
+
+def extravars_yaml(extravars: dict[str, Any]) -> str:
+    """The extra vars as YAML where people's words stay inert data.
+
+    Reasons, names and anything else a person or an alert wrote reach tasks through extra vars, and Ansible
+    templates a value when a task uses it: a reason holding a lookup would run a command on the controller.
+    Tagged `!unsafe` (what AWX does with survey answers), such a value is never templated, on any task that
+    reads it. Only strings holding a template delimiter are tagged; every other value keeps its type.
+    """
+    return yaml.dump(extravars, Dumper=_ExtravarsDumper, allow_unicode=True, sort_keys=False, width=10**9)
 
 
 def _failure(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -102,10 +130,11 @@ def run_playbook(
     env.update(envvars or {})
     # Extra vars may carry secrets. With suppress_env_files, ansible-runner would put them on the
     # command line (saved in artifacts/<ident>/command); a 0600 file passed with -e @file keeps them out.
-    vars_file = runs_dir / f".extravars-{uuid.uuid4().hex}.json"
+    # The file is YAML: free text that looks like a template is tagged !unsafe (extravars_yaml).
+    vars_file = runs_dir / f".extravars-{uuid.uuid4().hex}.yml"
     fd = os.open(vars_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(extravars or {}, handle)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(extravars_yaml(extravars or {}))
     try:
         runner = ansible_runner.run(
             private_data_dir=str(runs_dir),
