@@ -2,13 +2,14 @@
 
 Usage::
 
-    lock = EnvironmentLock(lock_dir, environment=str(inventory.resolve()))
+    lock = EnvironmentLock(lock_dir, "platform app:web1 at https://chat.example", key="platform-1f2e...")
     with lock.hold("INC-42") as holder:      # acquire(), then release() on the way out
         ...
 
 or ``holder = lock.acquire("INC-42")`` ... ``lock.release()``. The lock file is
-``<lock_dir>/<safe-name>.lock``, where the safe name is a slug of `environment` plus a short sha256 of
-it, so any string (an inventory path, a name) gives a valid, distinct file name.
+``<lock_dir>/<safe-name>.lock``, where the safe name is a slug of the key (default: `environment`) plus a
+short sha256 of it, so any string gives a valid, distinct file name. The wrapper keys it by the platform
+itself (`rollbackctl.target`), so every spelling of one inventory takes the same lock.
 
 Exclusion is the kernel's: the holder keeps an exclusive `fcntl.flock` on the lock file for as long as
 it holds the lock, and the kernel drops it when the holder's process ends, however it ends (SIGKILL
@@ -188,10 +189,11 @@ def safe_name(environment: str) -> str:
 class EnvironmentLock:
     """The lock of one environment (see the module docstring for the protocol and the messages)."""
 
-    def __init__(self, lock_dir: Path, environment: str):
+    def __init__(self, lock_dir: Path, environment: str, key: str | None = None):
+        """`environment` names it in messages; `key` (default: `environment`) names the lock file."""
         self.lock_dir = Path(lock_dir)
         self.environment = str(environment)
-        self.path = self.lock_dir / f"{safe_name(self.environment)}.lock"
+        self.path = self.lock_dir / f"{safe_name(key or self.environment)}.lock"
         self._held: LockHolder | None = None
         self._fd: int | None = None  # the flocked lock file while held (a bare fd: never closed by the GC)
 

@@ -22,6 +22,7 @@ from .lock import EnvironmentLock
 from .progress import Progress
 from .record import IncidentRecord
 from .runner import PlaybookResult, run_playbook
+from .target import identify
 from .times import utcnow
 
 
@@ -285,4 +286,7 @@ class Rollback:
 
 
 def lock_for(state_dir: Path, inventory: Path) -> EnvironmentLock:
-    return EnvironmentLock(state_dir / "locks", str(inventory.resolve()))
+    """The lock of the platform `inventory` points at: keyed by the platform itself (`target.identify`), so
+    every spelling of one inventory takes the same lock."""
+    platform = identify(inventory)
+    return EnvironmentLock(state_dir / "locks", platform.description, key=platform.key)
