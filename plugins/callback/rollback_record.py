@@ -64,6 +64,7 @@ class CallbackModule(CallbackBase):
         self.phase = None
         self.phase_failed = []
         self.phase_ran = False
+        self.any_phase_ran = False  # a task of some rollback phase ran (not only skipped)
         self.phase_changed_hosts = set()
         self.phase_changed = 0
         self.any_failure = None
@@ -134,6 +135,7 @@ class CallbackModule(CallbackBase):
     def _close_phase(self):
         if not self.phase:
             return
+        self.any_phase_ran = self.any_phase_ran or self.phase_ran or bool(self.phase_failed)
         if self.phase_failed:
             status, error = "failed", "; ".join(self.phase_failed[:3])
         else:
@@ -202,6 +204,12 @@ class CallbackModule(CallbackBase):
         if not self.enabled or (self.phase is None and self.rec is None and not self.pending):
             return
         self._close_phase()
+        if self.rec is None and not self.any_phase_ran:
+            # Every task of every rollback play was skipped (an import under `when: false`, say a rehearsal's
+            # check step): no rollback happened, so no record claims one did.
+            self.pending = []
+            self._display.display("rollback_record: no task of a rollback phase ran; no incident record written")
+            return
         self._ensure()
         rec = self.rec
         data = rec.data

@@ -84,6 +84,18 @@ def test_from_a_checkout_with_its_ansible_cfg(project, tmp_path):
     assert_loaded(output, incidents, "checkout-1")
 
 
+def test_a_rollback_whose_every_task_is_skipped_leaves_no_record(project, tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump(_inventory(tmp_path)))
+    incidents = tmp_path / "incidents"
+    env = _environment(ROLLBACKCTL_INCIDENTS_DIR=str(incidents))
+    skipped = SMOKE.parent / "skipped.yml"
+    output = _playbook(["-i", str(inventory), str(skipped.relative_to(project)), "-e", "rollback_to=v0.9.0",
+                        "-e", "incident_id=skipped-1"], project, env)
+    assert "no task of a rollback phase ran; no incident record written" in output, output[-3000:]
+    assert not list(incidents.glob("*/incident.json")), list(incidents.rglob("*"))
+
+
 def _awx_private_data_dir(project: Path, root: Path, extravars: dict[str, str]) -> Path:
     """A private data dir as AWX builds it (awx/main/tasks/jobs.py): see ../shared facts and AWX.md."""
     pdd = root / "awx_1_pdd"
