@@ -28,6 +28,8 @@ __all__ = ["IncidentRecord", "RecordInvalid", "load_schema", "make_incident_id",
            "utcnow", "validate"]
 
 SCHEMA_VERSION = 1
+#: A release version as the schema has it.
+_VERSION = re.compile(r"^v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$")
 PHASE_DONE = ("ok", "skipped")
 # The phases that communicate, and the event their checklist item needs delivered to count as done.
 NOTIFY_EVENTS = {"announce": "rollback_started", "notify_done": "rollback_completed"}
@@ -309,6 +311,11 @@ class IncidentRecord:
         """What preflight found: the release the hosts run, schemas, and whether the database is restored."""
         if preflight.get("from_version"):
             self.data["from_version"] = str(preflight["from_version"])
+        target = preflight.get("to_version")
+        if not self.data.get("to_version") and isinstance(target, str) and _VERSION.match(target):
+            # Under plain ansible-playbook the target may be a play variable (a rehearsal's import), not an
+            # extra var the callback could read when it created the record: preflight says which it was.
+            self.data["to_version"] = target
         database = self.data["database"]
         database["target_schema"] = _as_int(preflight.get("target_schema"))
         database["database_schema"] = _as_int(preflight.get("database_schema"))

@@ -221,3 +221,16 @@ def test_a_report_that_cannot_be_rendered_never_stops_the_record(record, monkeyp
     assert _saved(record)["phases"][0]["status"] == "running"
     markdown = (record.path / "incident.md").read_text()
     assert markdown.startswith("# Incident INC-UNIT-1") and "KeyError" in markdown and "incident.json" in markdown
+
+
+def test_preflight_names_the_target_when_the_record_did_not_know_it(tmp_path):
+    """A callback record created from extra vars without rollback_to (a play variable) learns it from preflight."""
+    record = IncidentRecord.create(tmp_path, "INC-TARGET", writer="callback", mode="run", procedure="standard",
+                                   inventory="inv", reason="r", to_version=None, authority=AUTHORITY, database="auto")
+    record.apply_stats({"preflight": {"from_version": "v1.0.0", "to_version": "not a version"}})
+    assert record.data["to_version"] is None
+    record.apply_stats({"preflight": {"from_version": "v1.0.0", "to_version": "v0.9.0"}})
+    assert record.data["to_version"] == "v0.9.0"
+    record.apply_stats({"preflight": {"from_version": "v1.0.0", "to_version": "v0.8.0"}})
+    assert record.data["to_version"] == "v0.9.0"
+    validate(record.data)
