@@ -18,8 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import inputs
 from . import phases as phase_table
-from .errors import RecordInvalid, RollbackctlError
+from .errors import IncidentExists, RecordInvalid, RollbackctlError, UsageError
 from .files import write_atomic
 from .redact import redact, redact_text
 from .times import maybe_time, utcnow
@@ -73,9 +74,13 @@ def read_record(folder: str | os.PathLike) -> dict[str, Any]:
     """The data of `folder`/incident.json; RollbackctlError naming the file when it cannot be read."""
     source = Path(folder) / "incident.json"
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RollbackctlError(f"cannot read the incident record {source}: {exc}") from exc
+        text = source.read_bytes()
+    except OSError as exc:
+        raise RollbackctlError(f"cannot read the incident record {source}: {exc.strerror or exc}") from exc
+    try:  # truncated, not JSON, nested too deeply, numbers Python refuses: all one message
+        data = inputs.parse_json(text, f"cannot read the incident record {source}", top=None)
+    except UsageError as exc:
+        raise RollbackctlError(str(exc)) from None
     if not isinstance(data, dict):
         raise RollbackctlError(f"{source} is not an incident record (not a JSON object)")
     return data
@@ -121,10 +126,10 @@ class IncidentRecord:
                authority: Mapping[str, Any], database: str = "auto", triggers: Mapping | None = None,
                decision: Mapping | None = None, phase_names: Iterable[str] = phase_table.NAMES,
                secrets: Iterable[str] = ()) -> IncidentRecord:
+        inputs.identifier(incident_id, "incident id")  # before any folder is made from it (wrapper and callback)
         path = Path(base) / incident_id
         if (path / "incident.json").exists():
-            raise FileExistsError(f"incident {incident_id} already has a record in {path}")
-        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+            raise IncidentExists(f"incident {incident_id} already has a record in {path}")
         now = utcnow()
         data: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION, "incident_id": incident_id, "kind": kind, "writer": writer,
@@ -145,6 +150,8 @@ class IncidentRecord:
         }
         record = cls(path, data, secrets)
         record.tick(phase_table.CHECK_INCIDENT_REPORT, note=f"{path.name}/incident.json", at=now)
+        validate(record.rendered())  # a record that could not be saved creates no folder
+        path.mkdir(parents=True, exist_ok=True, mode=0o750)
         record.save()
         return record
 

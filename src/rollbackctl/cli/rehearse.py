@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import triggers
+from .. import inputs, triggers
 from ..errors import ExitCode
-from ..procedures import DATABASE_CHOICES
+from ..procedures import DATABASE_CHOICES, version_arg
 from ..rehearsal import rehearse
 from .common import add_command, authority_options, run_options
 from .run import ROLLBACK_EXIT_CODES, print_outcome
@@ -50,14 +50,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "decide with the matrix, run the standard rollback, check that the platform returned to its previous "
             "state (releases, database content hashes) and write the record and a rehearsal report comparing "
             "every phase with Appendix C. Without -i it provisions and uses the local sandbox."))
-    parser.add_argument("-i", "--inventory", help="a staging inventory (default: the local sandbox)")
-    parser.add_argument("--deploy", default="v1.0.0", metavar="VERSION", help="the new release (default v1.0.0)")
-    parser.add_argument("--to", default="v0.9.0", metavar="VERSION", help="the stable release (default v0.9.0)")
+    parser.add_argument("-i", "--inventory",
+                        type=inputs.arg(inputs.plain_value, "-i/--inventory", what="an inventory path"),
+                        help="a staging inventory (default: the local sandbox)")
+    parser.add_argument("--deploy", default="v1.0.0", metavar="VERSION", type=version_arg("--deploy"),
+                        help="the new release (default v1.0.0)")
+    parser.add_argument("--to", default="v0.9.0", metavar="VERSION", type=version_arg("--to"),
+                        help="the stable release (default v0.9.0)")
     parser.add_argument("--database", choices=DATABASE_CHOICES, default="auto")
     parser.add_argument("--missing", choices=triggers.MISSING_POLICIES, default=triggers.NOT_BREACHING,
                         help="missing-data policy for the triggers (default not_breaching: the sandbox does not "
                              "export every metric)")
-    parser.add_argument("--incident-id", metavar="ID")
+    parser.add_argument("--incident-id", metavar="ID", type=inputs.arg(inputs.identifier, "--incident-id"))
     authority_options(parser, required=False)
     run_options(parser)
     return parser

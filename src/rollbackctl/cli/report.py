@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from .. import paths
-from ..errors import ExitCode
+from .. import inputs, paths
+from ..errors import ExitCode, IncidentNotFound
 from ..files import write_atomic
 from ..record import read_record, schema_problems
 from ..report import render
@@ -16,7 +16,8 @@ from .common import add_command
 EXIT_CODES = {
     ExitCode.OK: "report written",
     ExitCode.ERROR: "error (unreadable record, output folder missing)",
-    ExitCode.USAGE: "no such incident, or a malformed incident id",
+    ExitCode.USAGE: "no such incident, a malformed incident id, or a bad option (an output file that is a folder)",
+    ExitCode.INTERRUPTED: None,
 }
 
 DESCRIPTION = f"""\
@@ -37,6 +38,11 @@ examples:
   rollbackctl report 20240501-1604-rollback -o report.html
       one self-contained HTML page with a timeline chart of the phases against their estimates
 """
+
+
+def _output(value: str, option: str) -> str:
+    """--output: '-' (stdout) or a file whose folder exists and that is not a folder itself."""
+    return value if value == "-" else str(inputs.output_file(value, option))
 
 
 def _format(args: argparse.Namespace) -> str:
@@ -66,13 +72,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = add_command(subparsers, "report", run=run, exit_codes=EXIT_CODES, description=DESCRIPTION,
                          epilog=EXAMPLES, help="render an incident record as Markdown or a self-contained HTML page")
     parser.add_argument("incident_id", metavar="INCIDENT_ID",
+                        type=inputs.arg(inputs.identifier, "INCIDENT_ID", error=IncidentNotFound),
                         help="the incident folder's name (letters, digits, '.', '_' and '-')")
     parser.add_argument("--format", choices=["md", "html"], default=None,
                         help="md (Markdown, the default) or html (inline CSS and SVG timeline, no script); "
                              "default: html when --output ends in .html, else md")
-    parser.add_argument("--output", "-o", metavar="FILE",
+    parser.add_argument("--output", "-o", metavar="FILE", type=inputs.arg(_output, "--output"),
                         help="write the report to FILE (atomically: temporary file and rename); default or '-': stdout")
     parser.add_argument("--incidents-dir", metavar="DIR", default=None,
+                        type=inputs.arg(inputs.directory, "--incidents-dir", must_exist=True),
                         help=f"where incident records live (default: ${paths.INCIDENTS_ENV}, else incidents/ in "
                              "the project)")
     return parser

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import ExitCode
+from .. import inputs
+from ..errors import ExitCode, IncidentNotFound
 from ..procedures import resume_rollback
 from .common import add_command, run_options
 from .run import ROLLBACK_EXIT_CODES, print_outcome
@@ -33,6 +34,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Continue the incident's rollback from the first phase that is not done, with the same inputs. "
                     "A phase interrupted mid-way runs again (phases are idempotent). The lock of a run that died is "
                     "taken over.")
-    parser.add_argument("incident_id", metavar="INCIDENT_ID")
+    parser.add_argument("incident_id", metavar="INCIDENT_ID",
+                        type=inputs.arg(inputs.identifier, "INCIDENT_ID", error=IncidentNotFound))
     run_options(parser)
     return parser

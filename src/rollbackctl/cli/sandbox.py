@@ -29,6 +29,7 @@ def _print_result(result: PlaybookResult) -> None:
 def run(args: argparse.Namespace) -> ExitCode:
     """Provision (idempotent), remove, or show the health of the sandbox."""
     sandbox = Sandbox(find_project())
+    sandbox.check_environment()  # before anything runs: a bad port or folder in the environment is named
     if args.action == "up":
         print(f"Provisioning the local sandbox in {sandbox.directory} ...", flush=True)
         _print_result(sandbox.up(check=args.check))
