@@ -23,7 +23,7 @@ from . import phases as phase_table
 from .errors import IncidentExists, RecordInvalid, RollbackctlError, UsageError
 from .files import write_atomic
 from .redact import redact, redact_text
-from .times import maybe_time, utcnow
+from .times import maybe_time, parse_time, utcnow
 
 __all__ = ["IncidentRecord", "RecordInvalid", "load_schema", "make_incident_id", "read_record", "schema_problems",
            "utcnow", "validate"]
@@ -45,11 +45,17 @@ def load_schema() -> dict:
     return json.loads(resources.files("rollbackctl").joinpath("schemas/incident.schema.json").read_text())
 
 
+#: The schema's own format: a UTC time the wrapper can compute with (`times.parse_time`: a real date, 1970-8999).
+TIME_FORMAT = "utc-time"
+
+
 @functools.cache
 def _validator():
     import jsonschema
 
-    return jsonschema.Draft202012Validator(load_schema())
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checks(TIME_FORMAT, raises=ValueError)(lambda value: not isinstance(value, str) or bool(parse_time(value)))
+    return jsonschema.Draft202012Validator(load_schema(), format_checker=checker)
 
 
 def _problems(data: Any) -> list[tuple[str, str]]:
