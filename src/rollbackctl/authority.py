@@ -165,8 +165,8 @@ class Authority:
 
 def parse_consensus_entry(entry: str) -> Approver:
     """Parse one ``NAME:ROLE`` entry; raise UsageError naming the entry when it is malformed."""
-    name, colon, role = (entry or "").partition(":")
-    name, role = name.strip(), role.strip()
+    raw_name, colon, role = (entry or "").partition(":")
+    name, role = raw_name.strip(), role.strip()
     if not colon:
         raise UsageError(f"consensus entry {entry!r} has no colon: write it NAME:ROLE, e.g. alice:senior-engineer")
     if not name:
@@ -175,7 +175,7 @@ def parse_consensus_entry(entry: str) -> Approver:
         raise UsageError(f"consensus entry {entry!r} has an empty role: write it NAME:ROLE, e.g. alice:senior-engineer")
     where = f"consensus entry {entry[:60]!r}"
     plain_value(role, f"{where}: role", what="a role", max_length=100)
-    return Approver(name=person_name(name, f"{where}: name"), role=normalize_role(role))
+    return Approver(name=person_name(raw_name, f"{where}: name"), role=normalize_role(role))
 
 
 def consensus_entry(value: str, option: str = "--consensus") -> str:
