@@ -176,6 +176,25 @@ def identifier(value: Any, option: str = "id", *, error: type[UsageError] = Usag
     return text
 
 
+# ---- release versions and choices --------------------------------------------------------------------
+
+VERSION_RE = re.compile(r"v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}", re.ASCII)
+PROCEDURES = ("standard", "emergency")
+DATABASE_CHOICES = ("auto", "yes", "no")
+
+
+def check_version(value: Any, option: str = "--to") -> str:
+    """`value` when it is vMAJOR.MINOR.PATCH; UsageError naming `option` otherwise."""
+    if not isinstance(value, str) or not VERSION_RE.fullmatch(value):
+        raise UsageError(f"{option} {_show(value)} is malformed: expected vMAJOR.MINOR.PATCH, e.g. v0.9.0")
+    return value
+
+
+def version_arg(option: str) -> Callable[[str], str]:
+    """An argparse ``type=`` for a release version (`check_version` naming `option`)."""
+    return arg(check_version, option)
+
+
 # ---- URLs and ports -----------------------------------------------------------------------------------
 
 

@@ -9,7 +9,6 @@ options and prints the outcome.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from . import inputs, matrix
 from .authority import check_authority
 from .errors import ExitCode, IncidentNotFound, ProcedureNotAvailable, RecordInvalid, UsageError
+from .inputs import DATABASE_CHOICES, PROCEDURES, VERSION_RE, check_version, version_arg  # noqa: F401 - API
 from .lock import LockHolder
 from .orchestrator import Context, Rollback, lock_for
 from .paths import check_new_incident, incident_path, incidents_dir, state_dir
@@ -25,10 +25,6 @@ from .progress import Progress
 from .project import find_project
 from .record import IncidentRecord, make_incident_id, schema_problems
 from .times import utcnow
-
-VERSION_RE = re.compile(r"v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}")
-PROCEDURES = ("standard", "emergency")
-DATABASE_CHOICES = ("auto", "yes", "no")
 
 
 class Console:
@@ -48,19 +44,6 @@ class Outcome:
     code: ExitCode
     record: IncidentRecord
     ran: bool = True
-
-
-def check_version(value: str, option: str = "--to") -> str:
-    """`value` when it is vMAJOR.MINOR.PATCH; UsageError naming `option` otherwise."""
-    if not isinstance(value, str) or not VERSION_RE.fullmatch(value):
-        shown = repr(value) if not isinstance(value, str) or len(value) <= 60 else f"{value[:60]!r}..."
-        raise UsageError(f"{option} {shown} is malformed: expected vMAJOR.MINOR.PATCH, e.g. v0.9.0")
-    return value
-
-
-def version_arg(option: str):
-    """An argparse ``type=`` for a release version (`check_version` naming `option`)."""
-    return inputs.arg(lambda value, name: check_version(value, name), option)
 
 
 def resolve_inventory(value: str, project: Path, option: str = "-i/--inventory") -> Path:

@@ -25,9 +25,16 @@ from .common import exit_codes_epilog
 COMMANDS = (decide, triggers, run, resume, rehearse, report, sandbox)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose error messages stay short (an invalid 100,000-character value is not echoed)."""
+
+    def error(self, message: str):
+        super().error(message if len(message) <= 500 else f"{message[:500]}... ({len(message)} characters)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `rollbackctl` parser with every sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rollbackctl",
         description=(
             "Roll back the chatbot platform (pm2, MongoDB, nginx) with Ansible and keep an incident record.\n"

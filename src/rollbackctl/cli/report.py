@@ -10,7 +10,6 @@ from .. import inputs, paths
 from ..errors import ExitCode, IncidentNotFound
 from ..files import write_atomic
 from ..record import read_record, schema_problems
-from ..report import render
 from .common import add_command
 
 EXIT_CODES = {
@@ -58,6 +57,8 @@ def run(args: argparse.Namespace) -> ExitCode:
     if problems:
         print(f"rollbackctl: warning: the record of {args.incident_id} does not match the incident schema "
               f"({'; '.join(problems[:3])}); the report lists the problems first", file=sys.stderr)
+    from ..report import render  # Jinja2 only when a report is drawn
+
     text = render(record, _format(args))
     if args.output and args.output != "-":
         print(f"report written to {write_atomic(args.output, text)}", file=sys.stderr)

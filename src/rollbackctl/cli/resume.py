@@ -7,7 +7,6 @@ from typing import Any
 
 from .. import inputs
 from ..errors import ExitCode, IncidentNotFound
-from ..procedures import resume_rollback
 from .common import add_command, run_options
 from .run import ROLLBACK_EXIT_CODES, print_outcome
 
@@ -19,6 +18,8 @@ EXIT_CODES = {
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    from ..procedures import resume_rollback  # the library (ansible-runner) only when a command runs
+
     outcome = resume_rollback(incident_id=args.incident_id, incidents=args.incidents_dir, break_lock=args.break_lock,
                               quiet=args.quiet)
     if outcome.ran:

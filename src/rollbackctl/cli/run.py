@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import inputs, matrix
 from ..errors import ExitCode
-from ..procedures import DATABASE_CHOICES, PROCEDURES, run_rollback, version_arg
-from ..record import IncidentRecord
+from ..inputs import DATABASE_CHOICES, PROCEDURES, version_arg
 from .common import add_command, authority_options, run_options
 
 #: What run, resume and rehearse return.
@@ -27,6 +26,9 @@ ROLLBACK_EXIT_CODES = {
 }
 EXIT_CODES = ROLLBACK_EXIT_CODES
 
+if TYPE_CHECKING:
+    from ..record import IncidentRecord
+
 
 def _fix_estimate(value: str, option: str) -> str:
     """--fix-estimate: a duration (checked here, kept as text: the procedure records the matrix row from it)."""
@@ -44,6 +46,8 @@ def print_outcome(record: IncidentRecord) -> None:
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    from ..procedures import run_rollback  # the library (ansible-runner) only when a command runs
+
     outcome = run_rollback(
         procedure=args.procedure, inventory=args.inventory, to_version=args.to, reason=args.reason,
         decided_by=args.decided_by, role=args.role, consensus=args.consensus or [], database=args.database,

@@ -16,7 +16,6 @@ from ..triggers import (
     METRICS,
     MISSING_POLICIES,
     Observations,
-    PrometheusSource,
     Thresholds,
     definitions,
     evaluate,
@@ -58,6 +57,8 @@ def _observations(args: argparse.Namespace, thresholds: Thresholds) -> Observati
         return load_observations(args.observations)
     at = None if args.at in (None, "now") else read_time(args.at, "--at")
     interval = args.interval or datetime.timedelta(seconds=60)  # a timedelta (inputs.duration)
+    from ..triggers.prometheus import PrometheusSource  # urllib only when Prometheus is asked
+
     source = PrometheusSource(args.prometheus, at=at, interval=interval, queries=_query_overrides(args.query or []))
     return source.collect(thresholds)
 
