@@ -158,7 +158,7 @@ def resume_rollback(*, incident_id: str, incidents: str | None = None, break_loc
         return Outcome(ExitCode.OK, record, ran=False)
     inventory = Path(data["environment"]["inventory"])
     if not inventory.exists():
-        raise UsageError(f"the incident's inventory {inventory} no longer exists")
+        raise UsageError(f"cannot resume {incident_id}: the incident's inventory {inventory} no longer exists")
     if data["incident_id"] != record.path.name:
         raise RecordInvalid(f"cannot resume {incident_id}: its record names incident {data['incident_id']!r}, not "
                             "the folder it is in; nothing was run")
