@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rollbackctl.cli import main
-from rollbackctl.errors import ExitCode, MetricsUnavailable, RollbackctlError
+from rollbackctl.errors import ExitCode, MetricsUnavailable, RollbackctlError, UsageError
 from rollbackctl.record import IncidentRecord, schema_problems
 from rollbackctl.report import render
 from rollbackctl.triggers import PrometheusSource
@@ -235,3 +235,34 @@ def test_the_cli_says_unreadable_with_exit_7(prometheus, capsys):
     assert main(["triggers", "--prometheus", url]) == ExitCode.METRICS_UNREADABLE
     err = capsys.readouterr().err
     assert "metrics source unreadable" in err and "has no 'value'" in err and "Traceback" not in err
+
+
+# ---- ids before folders: every writer of a record (the wrapper and the callback use IncidentRecord.create) ----
+
+@pytest.mark.parametrize("incident", ["../escape", "a/b", "/abs", "..", "", ".hidden", "a" * 129, "x\x00y", "é"])
+def test_a_record_is_never_created_from_a_malformed_id(tmp_path, incident):
+    base = tmp_path / "incidents"
+    with pytest.raises(UsageError):
+        IncidentRecord.create(base, incident, inventory="x", to_version="v0.9.0", reason="r", authority=AUTHORITY)
+    assert not base.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_record_that_would_be_invalid_creates_no_folder(tmp_path):
+    base = tmp_path / "incidents"
+    with pytest.raises(RollbackctlError, match="invalid"):
+        IncidentRecord.create(base, "INC-2", inventory="x", to_version="v0.9.0", reason="r", authority=AUTHORITY,
+                              triggers={"not": "a report"})
+    assert not (base / "INC-2").exists()
+
+
+def test_an_existing_incident_is_refused_naming_the_option_before_anything(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ROLLBACKCTL_INCIDENTS_DIR", str(tmp_path / "incidents"))
+    monkeypatch.setenv("ROLLBACKCTL_STATE_DIR", str(tmp_path / "state"))
+    _valid_record(tmp_path / "incidents", "TAKEN")
+    before = sorted(str(p) for p in (tmp_path / "incidents").rglob("*"))
+    code = main(["run", "standard", "-i", str(tmp_path), "--to", "v0.9.0", "--reason", "r", "--decided-by", "Dana",
+                 "--role", "cto", "--incident-id", "TAKEN"])
+    assert code == ExitCode.USAGE
+    assert "--incident-id: incident TAKEN already has a record" in capsys.readouterr().err
+    assert sorted(str(p) for p in (tmp_path / "incidents").rglob("*")) == before
+    assert not (tmp_path / "state").exists()
