@@ -29,6 +29,7 @@ import ipaddress
 import json
 import os
 import re
+import sys
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import UsageError
+from .matrix import DURATION_FORMS, parse_duration
+from .times import parse_time
 
 T = TypeVar("T")
 
@@ -284,8 +287,6 @@ def duration(value: Any, option: str, *, positive: bool = True,
              maximum: datetime.timedelta = DURATION_MAX) -> datetime.timedelta:
     """A duration written as the matrix reads them (2h, 90m, 1h30m, 30s), more than 0s when `positive`, at most
     `maximum`; UsageError naming `option` (never an overflow)."""
-    from .matrix import DURATION_FORMS, parse_duration  # matrix imports this module's errors only
-
     text = _require_text(value, option)
     if not text:
         raise UsageError(f"{option}: is empty; use {DURATION_FORMS}")
@@ -316,17 +317,13 @@ def number(value: Any, option: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UsageError(f"{option}: must be a number; got {_show(value)}")
     try:
-        result = float(value)
+        return float(value)
     except OverflowError:
-        raise UsageError(f"{option}: {len(str(value)) if abs(value) < 10**4000 else 'over 4000'}-digit number "
-                         "is too large") from None
-    return result
+        raise UsageError(f"{option}: the number is too large (beyond {sys.float_info.max:g})") from None
 
 
 def time(value: Any, option: str) -> datetime.datetime:
     """An ISO-8601 time (UTC when no offset is given) between 1970 and 9000, as an aware UTC datetime."""
-    from .times import parse_time
-
     if isinstance(value, str) and not value.strip():
         raise UsageError(f"{option}: is empty; use ISO-8601, e.g. 2026-11-28T16:00:00Z")
     if isinstance(value, str) and len(value) > 64:
@@ -485,6 +482,8 @@ def input_file(value: Any, option: str) -> Path:
     try:
         if path.is_dir():
             raise UsageError(f"{option}: {path} is a folder; give a file")
+        if path.exists() and not path.is_file():
+            raise UsageError(f"{option}: {path} is not a regular file")
         if not path.is_file():
             raise UsageError(f"{option}: {path}: not found")
     except OSError as exc:

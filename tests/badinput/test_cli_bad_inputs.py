@@ -295,6 +295,8 @@ def _cases() -> list[Case]:
     for value in ("", "@FILE@", "@FILE@/sub"):
         add("rehearse", ["rehearse"], "ROLLBACK_SANDBOX_DIR", env=(("ROLLBACK_SANDBOX_DIR", value),))
     add("rehearse", BASE["rehearse"], "ROLLBACKCTL_STATE_DIR", env=(("ROLLBACKCTL_STATE_DIR", "@FILE@"),))
+    add("rehearse", [*BASE["rehearse"], "--break-lock=1"], "--break-lock")
+    add("rehearse", [*BASE["rehearse"], "--quiet=1"], "--quiet")
 
     # report
     for value in [*ID_BAD, "NOPE"]:
