@@ -517,3 +517,14 @@ def test_generated_overflowing_durations_are_refused(world, documented, digits, 
         argv = [*BASE["decide"], option, "9" * digits + unit]
         command = "decide"
     _property_case(world, documented, argv, option, command)
+
+
+def test_the_suite_sees_what_a_valid_run_creates(world):
+    """A control: the same run with valid inputs gets past validation (on the skeleton project it fails in
+    preflight, which has no playbook) and leaves a record, a lock folder and runner folders, all of which the
+    cases above would have reported."""
+    outcome = _run(BASE["run"], {}, False, world, Path(world["ROOT"]) / "control")
+    created = {path.split("/")[0] for path in outcome.created}
+    assert {"incidents", "state"} <= created, outcome
+    assert any(path.startswith("state/runs/") for path in outcome.created), outcome.created
+    assert "Traceback" not in outcome.stderr
