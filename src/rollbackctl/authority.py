@@ -14,6 +14,11 @@ people agreeing with the decision (`consensus`, entries written ``NAME:ROLE``). 
 `Authority` record for the incident, or raises `AuthorityRefused` (exit code 4) saying what is missing.
 A malformed consensus entry is a `UsageError` (exit code 2).
 
+People are judged by their canonical names (`inputs.person_name`: NFKC, whitespace collapsed; a name
+holding a control or invisible character is a `UsageError`) and counted by `inputs.person_key` (the
+canonical name case-folded): one person written twice, in another Unicode normal form, another case or
+with other spacing, is one person, never the second engineer of a consensus.
+
 Roles are compared after normalisation (case, spaces, hyphens and underscores do not matter) and a few
 obvious aliases are accepted (``lead-devops``, ``tpm``, ``cto``, ``senior``...). Any other role, such as
 ``engineer`` or ``qa_engineer`` (the plan's "Roles and Responsibilities During Rollback" are duties
@@ -24,10 +29,12 @@ during the rollback, not decision authority), is recognised as "not an authority
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .errors import AuthorityRefused, UsageError
+from .inputs import person_key, person_name, plain_value
 
 LEAD_DEVOPS = "lead_devops_engineer"
 TPM = "technical_project_manager"
@@ -101,7 +108,8 @@ def normalize_role(role: str) -> str:
     >>> normalize_role("Lead-DevOps"), normalize_role(" TPM "), normalize_role("QA Engineer")
     ('lead_devops_engineer', 'technical_project_manager', 'qa_engineer')
     """
-    key = _SEPARATORS.sub("_", (role or "").strip().lower()).strip("_")
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", role or "").casefold())
+    key = _SEPARATORS.sub("_", text.strip()).strip("_")
     return _ALIASES.get(key, key)
 
 
@@ -119,8 +127,8 @@ class Approver:
 
     @property
     def key(self) -> str:
-        """The identity used to count people: the name, stripped and case-folded."""
-        return self.name.strip().casefold()
+        """The identity used to count people: the canonical name case-folded (`inputs.person_key`)."""
+        return person_key(self.name)
 
     def to_dict(self) -> dict[str, str]:
         """``{"name": ..., "role": ...}``."""
@@ -157,15 +165,27 @@ class Authority:
 
 def parse_consensus_entry(entry: str) -> Approver:
     """Parse one ``NAME:ROLE`` entry; raise UsageError naming the entry when it is malformed."""
-    name, colon, role = (entry or "").partition(":")
-    name, role = name.strip(), role.strip()
+    raw_name, colon, role = (entry or "").partition(":")
+    name, role = raw_name.strip(), role.strip()
     if not colon:
         raise UsageError(f"consensus entry {entry!r} has no colon: write it NAME:ROLE, e.g. alice:senior-engineer")
     if not name:
         raise UsageError(f"consensus entry {entry!r} has an empty name: write it NAME:ROLE, e.g. alice:senior-engineer")
     if not normalize_role(role):
         raise UsageError(f"consensus entry {entry!r} has an empty role: write it NAME:ROLE, e.g. alice:senior-engineer")
-    return Approver(name=name, role=normalize_role(role))
+    where = f"consensus entry {entry[:60]!r}"
+    plain_value(role, f"{where}: role", what="a role", max_length=100)
+    return Approver(name=person_name(raw_name, f"{where}: name"), role=normalize_role(role))
+
+
+def consensus_entry(value: str, option: str = "--consensus") -> str:
+    """An argparse ``type=`` for ``--consensus NAME:ROLE``: the entry with its canonical name (UsageError naming
+    the option when it is malformed)."""
+    try:
+        approver = parse_consensus_entry(value)
+    except UsageError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    return f"{approver.name}:{approver.role}"
 
 
 def parse_consensus(entries: Iterable[str]) -> tuple[Approver, ...]:
@@ -253,7 +273,9 @@ def check_authority(decided_by: str, role: str, consensus: Iterable[str] = ()) -
     """
     approvers = parse_consensus(consensus)
     decider = Approver(name=(decided_by or "").strip(), role=normalize_role(role))
-    if not decider.name:
+    if decider.name:
+        decider = Approver(name=person_name(decided_by, "--decided-by"), role=decider.role)
+    else:
         missing = f"{MISSING}; got no name for the person deciding"
         raise AuthorityRefused(
             f"rollback refused: nobody is named as deciding (role {decider.role or 'not given'}); the plan's Rollback "

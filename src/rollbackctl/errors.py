@@ -54,6 +54,10 @@ class IncidentNotFound(UsageError):
     """No record for the incident id the user gave (or the id is malformed)."""
 
 
+class IncidentExists(UsageError, FileExistsError):
+    """An incident id that already has a record: a record is never overwritten (also a FileExistsError)."""
+
+
 class ProcedureNotAvailable(UsageError):
     """The emergency procedure is not part of this release."""
 

@@ -9,27 +9,22 @@ options and prints the outcome.
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import matrix
+from . import inputs, matrix
 from .authority import check_authority
-from .errors import ExitCode, ProcedureNotAvailable, UsageError
+from .errors import ExitCode, IncidentNotFound, ProcedureNotAvailable, RecordInvalid, UsageError
+from .inputs import DATABASE_CHOICES, PROCEDURES, VERSION_RE, check_version, version_arg  # noqa: F401 - API
 from .lock import LockHolder
 from .orchestrator import Context, Rollback, lock_for
-from .paths import incident_path, incidents_dir, state_dir
+from .paths import check_new_incident, incident_path, incidents_dir, state_dir
 from .progress import Progress
 from .project import find_project
-from .record import IncidentRecord, make_incident_id
+from .record import IncidentRecord, make_incident_id, schema_problems
 from .times import utcnow
-
-VERSION_RE = re.compile(r"v[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}")
-PROCEDURES = ("standard", "emergency")
-DATABASE_CHOICES = ("auto", "yes", "no")
 
 
 class Console:
@@ -51,41 +46,42 @@ class Outcome:
     ran: bool = True
 
 
-def check_version(value: str, option: str = "--to") -> str:
-    """`value` when it is vMAJOR.MINOR.PATCH; UsageError naming `option` otherwise."""
-    if not VERSION_RE.fullmatch(value or ""):
-        raise UsageError(f"{option} {value!r} is malformed: expected vMAJOR.MINOR.PATCH, e.g. v0.9.0")
-    return value
-
-
-def resolve_inventory(value: str, project: Path) -> Path:
+def resolve_inventory(value: str, project: Path, option: str = "-i/--inventory") -> Path:
     """The inventory path (as given, else relative to the project); UsageError when it does not exist."""
-    path = Path(value)
-    if not path.is_absolute() and not path.exists():
-        path = project / value
-    if not path.exists():
-        raise UsageError(f"inventory {value!r} not found (give a path such as inventories/production)")
-    return path.resolve()
+    inputs.plain_value(value, option, what="an inventory path such as inventories/production")
+    try:
+        path = Path(value)
+        if not path.is_absolute() and not path.exists():
+            path = project / value
+        if not path.exists():
+            raise UsageError(f"inventory {value!r} not found (give a path such as inventories/production)")
+        return path.resolve()
+    except OSError as exc:
+        raise UsageError(f"{option}: inventory {value!r}: {exc.strerror or exc}") from None
 
 
 def decision_row(issue_type: str | None, severity: str | None, fix_estimate: str | None) -> dict | None:
     """The decision-matrix answer to record for the rollback (None when no row was given)."""
     if (issue_type is None) != (severity is None):
         raise UsageError("--issue-type and --severity go together (the decision-matrix row of this rollback)")
+    if fix_estimate is not None and not issue_type:
+        raise UsageError("--fix-estimate: needs --issue-type and --severity (the estimate decides a matrix row)")
     if not issue_type:
         return None
-    estimate = matrix.parse_duration(fix_estimate) if fix_estimate else None
+    estimate = inputs.duration(fix_estimate, "--fix-estimate", positive=False) if fix_estimate is not None else None
     return matrix.decide(issue_type, severity, estimate).to_dict()
 
 
 def read_trigger_report(path: str | None) -> dict | None:
     """A `rollbackctl triggers --json` report to record (None when no file was given)."""
-    if not path:
+    if path is None:
         return None
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--triggers-report {path}: cannot read a JSON trigger report ({exc})") from exc
+    where = f"--triggers-report {str(path)[:200]}"
+    report = inputs.load_document(path, where, yaml_ok=False)
+    if not isinstance(report.get("fired"), list):
+        raise UsageError(f"{where}: not a trigger report (no 'fired' list); write it with `rollbackctl triggers "
+                         "--json`")
+    return report
 
 
 def context(project: Path, *, quiet: bool = False, runs_dir: Path | None = None) -> Context:
@@ -109,6 +105,13 @@ def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: st
         raise ProcedureNotAvailable(
             "the emergency procedure (isolation, rapid rollback, gradual restoration) is not part of this release; "
             "run `rollbackctl run standard ...` - it restores the release and, when needed, the database")
+    reason = inputs.free_text(reason, "--reason", purpose="say why the release is rolled back")
+    if incident_id is not None:
+        inputs.identifier(incident_id, "--incident-id")
+    if backup is not None:
+        inputs.identifier(backup, "--backup")
+    if database not in DATABASE_CHOICES:
+        raise UsageError(f"--database: {database!r} is not one of {', '.join(DATABASE_CHOICES)}")
     project = project or find_project()
     granted = check_authority(decided_by, role, list(consensus))
     to = check_version(to_version)
@@ -117,6 +120,8 @@ def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: st
     trigger_report = read_trigger_report(triggers_report)
     incident_id = incident_id or make_incident_id(to)
     base = incidents_dir(incidents)
+    check_new_incident(incident_id, base)
+    state_dir()  # a state folder that is a file is refused here, before the lock
     with lock_for(state_dir(), path).hold(incident_id, break_stale=break_lock) as holder:
         say_broken(holder, console, "broke")
         record = IncidentRecord.create(
@@ -139,8 +144,13 @@ def resume_rollback(*, incident_id: str, incidents: str | None = None, break_loc
     interrupted and runs again. A completed incident is left alone (OK).
     """
     console = console or Console()
+    inputs.identifier(incident_id, "INCIDENT_ID", error=IncidentNotFound)
     project = project or find_project()
     record = IncidentRecord.load(incident_path(incident_id, incidents))
+    problems = schema_problems(record.data)  # before the record is used, before the lock
+    if problems:
+        raise RecordInvalid(f"cannot resume {incident_id}: its record {record.path / 'incident.json'} does not match "
+                            f"the incident schema ({'; '.join(problems[:3])}); nothing was run")
     data = record.data
     if data["outcome"]["status"] in ("succeeded", "nothing_to_do"):
         console.info(f"incident {record.incident_id} already completed ({data['outcome']['summary']}); "
@@ -148,7 +158,10 @@ def resume_rollback(*, incident_id: str, incidents: str | None = None, break_loc
         return Outcome(ExitCode.OK, record, ran=False)
     inventory = Path(data["environment"]["inventory"])
     if not inventory.exists():
-        raise UsageError(f"the incident's inventory {inventory} no longer exists")
+        raise UsageError(f"cannot resume {incident_id}: the incident's inventory {inventory} no longer exists")
+    if data["incident_id"] != record.path.name:
+        raise RecordInvalid(f"cannot resume {incident_id}: its record names incident {data['incident_id']!r}, not "
+                            "the folder it is in; nothing was run")
     lock = lock_for(state_dir(), inventory)
     with lock.hold(record.incident_id, take_over_from=record.incident_id, break_stale=break_lock) as holder:
         say_broken(holder, console, "took over")

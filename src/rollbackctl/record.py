@@ -18,11 +18,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import inputs
 from . import phases as phase_table
-from .errors import RecordInvalid, RollbackctlError
+from .errors import IncidentExists, RecordInvalid, RollbackctlError, UsageError
 from .files import write_atomic
 from .redact import redact, redact_text
-from .times import maybe_time, utcnow
+from .times import maybe_time, parse_time, utcnow
 
 __all__ = ["IncidentRecord", "RecordInvalid", "load_schema", "make_incident_id", "read_record", "schema_problems",
            "utcnow", "validate"]
@@ -46,11 +47,17 @@ def load_schema() -> dict:
     return json.loads(resources.files("rollbackctl").joinpath("schemas/incident.schema.json").read_text())
 
 
+#: The schema's own format: a UTC time the wrapper can compute with (`times.parse_time`: a real date, 1970-8999).
+TIME_FORMAT = "utc-time"
+
+
 @functools.cache
 def _validator():
     import jsonschema
 
-    return jsonschema.Draft202012Validator(load_schema())
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checks(TIME_FORMAT, raises=ValueError)(lambda value: not isinstance(value, str) or bool(parse_time(value)))
+    return jsonschema.Draft202012Validator(load_schema(), format_checker=checker)
 
 
 def _problems(data: Any) -> list[tuple[str, str]]:
@@ -75,9 +82,13 @@ def read_record(folder: str | os.PathLike) -> dict[str, Any]:
     """The data of `folder`/incident.json; RollbackctlError naming the file when it cannot be read."""
     source = Path(folder) / "incident.json"
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RollbackctlError(f"cannot read the incident record {source}: {exc}") from exc
+        text = source.read_bytes()
+    except OSError as exc:
+        raise RollbackctlError(f"cannot read the incident record {source}: {exc.strerror or exc}") from exc
+    try:  # truncated, not JSON, nested too deeply, numbers Python refuses: all one message
+        data = inputs.parse_json(text, f"cannot read the incident record {source}", top=None)
+    except UsageError as exc:
+        raise RollbackctlError(str(exc)) from None
     if not isinstance(data, dict):
         raise RollbackctlError(f"{source} is not an incident record (not a JSON object)")
     return data
@@ -123,10 +134,10 @@ class IncidentRecord:
                authority: Mapping[str, Any], database: str = "auto", triggers: Mapping | None = None,
                decision: Mapping | None = None, phase_names: Iterable[str] = phase_table.NAMES,
                secrets: Iterable[str] = ()) -> IncidentRecord:
+        inputs.identifier(incident_id, "incident id")  # before any folder is made from it (wrapper and callback)
         path = Path(base) / incident_id
         if (path / "incident.json").exists():
-            raise FileExistsError(f"incident {incident_id} already has a record in {path}")
-        path.mkdir(parents=True, exist_ok=True, mode=0o750)
+            raise IncidentExists(f"incident {incident_id} already has a record in {path}")
         now = utcnow()
         data: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION, "incident_id": incident_id, "kind": kind, "writer": writer,
@@ -147,6 +158,8 @@ class IncidentRecord:
         }
         record = cls(path, data, secrets)
         record.tick(phase_table.CHECK_INCIDENT_REPORT, note=f"{path.name}/incident.json", at=now)
+        validate(record.rendered())  # a record that could not be saved creates no folder
+        path.mkdir(parents=True, exist_ok=True, mode=0o750)
         record.save()
         return record
 

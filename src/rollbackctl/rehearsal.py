@@ -13,12 +13,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import triggers
+from . import inputs, triggers
 from .authority import check_authority
 from .errors import ExitCode, PlaybookFailed, UsageError
 from .orchestrator import Rollback, lock_for
-from .paths import incidents_dir, state_dir
-from .procedures import Console, check_version, context, resolve_inventory, say_broken
+from .paths import check_new_incident, incidents_dir, state_dir
+from .procedures import DATABASE_CHOICES, Console, check_version, context, resolve_inventory, say_broken
 from .progress import Progress
 from .project import find_project
 from .receiver import Receiver
@@ -93,13 +93,24 @@ def rehearse(*, decided_by: str, role: str, consensus: Iterable[str] = (), inven
     Returns ERROR when no trigger fired (the rehearsal expects the new release to fail) or when the platform
     did not return to its previous state; otherwise the rollback's own exit code.
     """
+    if incident_id is not None:
+        inputs.identifier(incident_id, "--incident-id")
+    if database not in DATABASE_CHOICES:
+        raise UsageError(f"--database: {database!r} is not one of {', '.join(DATABASE_CHOICES)}")
+    if missing not in triggers.MISSING_POLICIES:
+        raise UsageError(f"--missing: {missing!r} is not one of {', '.join(triggers.MISSING_POLICIES)}")
     project = project or find_project()
     granted = check_authority(decided_by, role, list(consensus))
     local = inventory is None
     inventory_path = resolve_inventory(inventory or "inventories/local", project)
     sandbox = Sandbox(project)
-    runs_dir = sandbox.runs_dir if local else state_dir() / "runs"
+    if local:
+        sandbox.check_environment()  # $ROLLBACK_SANDBOX_PORT_BASE and $ROLLBACK_SANDBOX_DIR, before provisioning
     bad, stable = check_version(deploy, "--deploy"), check_version(to_version)
+    base = incidents_dir(incidents)
+    if incident_id is not None:
+        check_new_incident(incident_id, base)
+    runs_dir = sandbox.runs_dir if local else state_dir() / "runs"
     say = Progress(quiet=quiet)
     if local:
         say.message(f"rehearsal on the local sandbox ({sandbox.directory}): provisioning (idempotent)")
@@ -126,6 +137,7 @@ def rehearse(*, decided_by: str, role: str, consensus: Iterable[str] = (), inven
     say.message(f"4/6 decision: {implied.decision or implied.status} (matrix row {implied.row}: {implied.row_text}); "
                 "rehearsed with the standard procedure")
     incident_id = incident_id or make_incident_id(stable, kind="rehearsal")
+    check_new_incident(incident_id, base)
     after_restore: dict = {}
 
     def on_phase_done(name: str, _record: IncidentRecord) -> None:
@@ -136,7 +148,7 @@ def rehearse(*, decided_by: str, role: str, consensus: Iterable[str] = (), inven
     with lock.hold(incident_id, break_stale=break_lock) as holder, _stakeholders(local) as notify_vars:
         say_broken(holder, console or Console(), "broke")
         record = IncidentRecord.create(
-            incidents_dir(incidents), incident_id, kind="rehearsal", procedure="standard",
+            base, incident_id, kind="rehearsal", procedure="standard",
             inventory=str(inventory_path), environment="sandbox" if local else inventory_path.name,
             reason=f"rehearsal: {bad} fails ({', '.join(t.name for t in report.fired)})", to_version=stable,
             authority=granted.to_dict(), database=database, triggers=report.to_dict(), decision=implied.to_dict())

@@ -9,6 +9,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import inputs
+from .errors import UsageError
 from .runner import PlaybookResult, run_playbook
 
 # Same names and defaults as inventories/local/group_vars/all/sandbox.yml.
@@ -27,7 +29,22 @@ class Sandbox:
 
     @property
     def directory(self) -> Path:
-        return Path(os.environ.get(DIR_ENV) or self.project / ".sandbox").resolve()
+        chosen = os.environ.get(DIR_ENV)
+        return inputs.directory(chosen, f"${DIR_ENV}") if chosen else (self.project / ".sandbox").resolve()
+
+    @property
+    def port_base(self) -> int:
+        """$ROLLBACK_SANDBOX_PORT_BASE (the web port; the app and the database use the next two)."""
+        return inputs.env_port(PORT_ENV, DEFAULT_PORT_BASE, span=3)
+
+    def check_environment(self) -> None:
+        """UsageError naming the variable when $ROLLBACK_SANDBOX_PORT_BASE or $ROLLBACK_SANDBOX_DIR is unusable."""
+        if os.environ.get(DIR_ENV) == "":
+            raise UsageError(f"${DIR_ENV}: is set but empty; unset it (default .sandbox/) or give a folder")
+        _ = self.port_base, self.directory
+        runs = self.runs_dir
+        if runs.exists() and not runs.is_dir():
+            raise UsageError(f"${DIR_ENV}: the sandbox's runs folder {runs} is not a folder")
 
     @property
     def runs_dir(self) -> Path:
@@ -36,7 +53,7 @@ class Sandbox:
 
     @property
     def web_url(self) -> str:
-        return f"http://127.0.0.1:{int(os.environ.get(PORT_ENV) or DEFAULT_PORT_BASE)}"
+        return f"http://127.0.0.1:{self.port_base}"
 
     def _run(self, playbook: str, **kwargs) -> PlaybookResult:
         return run_playbook(project=self.project, playbook=playbook, inventory=self.inventory,

@@ -9,7 +9,8 @@ import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..authority import ROLE_HELP
+from .. import inputs
+from ..authority import ROLE_HELP, consensus_entry
 from ..errors import ExitCode
 
 #: Per command: the exit codes it may return, each with what it means for that command (None: the
@@ -49,17 +50,20 @@ def whoami() -> str:
 def authority_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """--decided-by, --role, --consensus: who decides, under the plan's Rollback Decision Authority."""
     parser.add_argument("--decided-by", required=required, default=None if required else whoami(),
-                        metavar="NAME", help="who decided the rollback")
+                        type=inputs.arg(inputs.person_name, "--decided-by"), metavar="NAME",
+                        help="who decided the rollback")
     parser.add_argument("--role", required=required, default=None if required else "lead-devops-engineer",
+                        type=inputs.arg(inputs.plain_value, "--role", what="a role", max_length=100),
                         help=f"the decider's role. {ROLE_HELP}")
     parser.add_argument("--consensus", action="append", metavar="NAME:ROLE",
+                        type=inputs.arg(consensus_entry, "--consensus"),
                         help="a senior engineer agreeing (repeat): two distinct seniors may decide without the "
                              "Lead DevOps Engineer, the TPM or the CTO")
 
 
 def run_options(parser: argparse.ArgumentParser) -> None:
     """--incidents-dir, --break-lock, --quiet: shared by run, resume and rehearse."""
-    parser.add_argument("--incidents-dir", metavar="DIR",
+    parser.add_argument("--incidents-dir", metavar="DIR", type=inputs.arg(inputs.directory, "--incidents-dir"),
                         help="where incident records go (default $ROLLBACKCTL_INCIDENTS_DIR, else incidents/)")
     parser.add_argument("--break-lock", action="store_true",
                         help="take over a stale lock (its holder is gone), an unusable lock file, or a lock held "

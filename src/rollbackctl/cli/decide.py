@@ -7,20 +7,21 @@ import json
 import textwrap
 from typing import Any
 
-from .. import matrix
+from .. import inputs, matrix
 from ..errors import ExitCode
 from .common import add_command
 
 EXIT_CODES = {
     ExitCode.OK: "answer printed",
+    ExitCode.ERROR: None,
     ExitCode.USAGE: "usage error (unknown value, bad --fix-estimate)",
+    ExitCode.INTERRUPTED: None,
 }
 
 
 def run(args: argparse.Namespace) -> ExitCode:
     """Print the matrix's answer (text or JSON)."""
-    estimate = matrix.parse_duration(args.fix_estimate) if args.fix_estimate is not None else None
-    decision = matrix.decide(args.issue_type, args.severity, estimate)
+    decision = matrix.decide(args.issue_type, args.severity, args.fix_estimate)  # a timedelta (inputs.duration)
     print(json.dumps(decision.to_dict(), indent=2) if args.json else matrix.format_decision(decision))
     return ExitCode.OK
 
@@ -48,6 +49,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="kind of issue: functional (bug), performance, security, data")
     parser.add_argument("--severity", required=True, choices=matrix.SEVERITIES, help="severity of the issue")
     parser.add_argument("--fix-estimate", metavar="DURATION",
+                        type=inputs.arg(inputs.duration, "--fix-estimate", positive=False),
                         help=f"how long a fix forward would take ({matrix.DURATION_FORMS}); "
                              "decides the 'Rollback if fix > N hours' rows")
     parser.add_argument("--json", action="store_true", help="print the decision as JSON")

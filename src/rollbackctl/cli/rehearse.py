@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import triggers
+from .. import inputs
 from ..errors import ExitCode
-from ..procedures import DATABASE_CHOICES
-from ..rehearsal import rehearse
+from ..inputs import DATABASE_CHOICES, version_arg
+from ..triggers.evaluate import MISSING_POLICIES, NOT_BREACHING
 from .common import add_command, authority_options, run_options
 from .run import ROLLBACK_EXIT_CODES, print_outcome
 
@@ -24,6 +24,8 @@ EXIT_CODES = {
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    from ..rehearsal import rehearse  # the library (ansible-runner) only when a command runs
+
     result = rehearse(
         decided_by=args.decided_by, role=args.role, consensus=args.consensus or [], inventory=args.inventory,
         deploy=args.deploy, to_version=args.to, database=args.database, missing=args.missing,
@@ -50,14 +52,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "decide with the matrix, run the standard rollback, check that the platform returned to its previous "
             "state (releases, database content hashes) and write the record and a rehearsal report comparing "
             "every phase with Appendix C. Without -i it provisions and uses the local sandbox."))
-    parser.add_argument("-i", "--inventory", help="a staging inventory (default: the local sandbox)")
-    parser.add_argument("--deploy", default="v1.0.0", metavar="VERSION", help="the new release (default v1.0.0)")
-    parser.add_argument("--to", default="v0.9.0", metavar="VERSION", help="the stable release (default v0.9.0)")
+    parser.add_argument("-i", "--inventory",
+                        type=inputs.arg(inputs.plain_value, "-i/--inventory", what="an inventory path"),
+                        help="a staging inventory (default: the local sandbox)")
+    parser.add_argument("--deploy", default="v1.0.0", metavar="VERSION", type=version_arg("--deploy"),
+                        help="the new release (default v1.0.0)")
+    parser.add_argument("--to", default="v0.9.0", metavar="VERSION", type=version_arg("--to"),
+                        help="the stable release (default v0.9.0)")
     parser.add_argument("--database", choices=DATABASE_CHOICES, default="auto")
-    parser.add_argument("--missing", choices=triggers.MISSING_POLICIES, default=triggers.NOT_BREACHING,
+    parser.add_argument("--missing", choices=MISSING_POLICIES, default=NOT_BREACHING,
                         help="missing-data policy for the triggers (default not_breaching: the sandbox does not "
                              "export every metric)")
-    parser.add_argument("--incident-id", metavar="ID")
+    parser.add_argument("--incident-id", metavar="ID", type=inputs.arg(inputs.identifier, "--incident-id"))
     authority_options(parser, required=False)
     run_options(parser)
     return parser

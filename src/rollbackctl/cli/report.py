@@ -6,17 +6,17 @@ import argparse
 import sys
 from typing import Any
 
-from .. import paths
-from ..errors import ExitCode
+from .. import inputs, paths
+from ..errors import ExitCode, IncidentNotFound
 from ..files import write_atomic
 from ..record import read_record, schema_problems
-from ..report import render
 from .common import add_command
 
 EXIT_CODES = {
     ExitCode.OK: "report written",
     ExitCode.ERROR: "error (unreadable record, output folder missing)",
-    ExitCode.USAGE: "no such incident, or a malformed incident id",
+    ExitCode.USAGE: "no such incident, a malformed incident id, or a bad option (an output file that is a folder)",
+    ExitCode.INTERRUPTED: None,
 }
 
 DESCRIPTION = f"""\
@@ -39,6 +39,11 @@ examples:
 """
 
 
+def _output(value: str, option: str) -> str:
+    """--output: '-' (stdout) or a file whose folder exists and that is not a folder itself."""
+    return value if value == "-" else str(inputs.output_file(value, option))
+
+
 def _format(args: argparse.Namespace) -> str:
     if args.format:
         return args.format
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> ExitCode:
     if problems:
         print(f"rollbackctl: warning: the record of {args.incident_id} does not match the incident schema "
               f"({'; '.join(problems[:3])}); the report lists the problems first", file=sys.stderr)
+    from ..report import render  # Jinja2 only when a report is drawn
+
     text = render(record, _format(args))
     if args.output and args.output != "-":
         print(f"report written to {write_atomic(args.output, text)}", file=sys.stderr)
@@ -66,13 +73,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = add_command(subparsers, "report", run=run, exit_codes=EXIT_CODES, description=DESCRIPTION,
                          epilog=EXAMPLES, help="render an incident record as Markdown or a self-contained HTML page")
     parser.add_argument("incident_id", metavar="INCIDENT_ID",
+                        type=inputs.arg(inputs.identifier, "INCIDENT_ID", error=IncidentNotFound),
                         help="the incident folder's name (letters, digits, '.', '_' and '-')")
     parser.add_argument("--format", choices=["md", "html"], default=None,
                         help="md (Markdown, the default) or html (inline CSS and SVG timeline, no script); "
                              "default: html when --output ends in .html, else md")
-    parser.add_argument("--output", "-o", metavar="FILE",
+    parser.add_argument("--output", "-o", metavar="FILE", type=inputs.arg(_output, "--output"),
                         help="write the report to FILE (atomically: temporary file and rename); default or '-': stdout")
     parser.add_argument("--incidents-dir", metavar="DIR", default=None,
+                        type=inputs.arg(inputs.directory, "--incidents-dir", must_exist=True),
                         help=f"where incident records live (default: ${paths.INCIDENTS_ENV}, else incidents/ in "
                              "the project)")
     return parser

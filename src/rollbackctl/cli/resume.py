@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import ExitCode
-from ..procedures import resume_rollback
+from .. import inputs
+from ..errors import ExitCode, IncidentNotFound
 from .common import add_command, run_options
 from .run import ROLLBACK_EXIT_CODES, print_outcome
 
@@ -18,6 +18,8 @@ EXIT_CODES = {
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    from ..procedures import resume_rollback  # the library (ansible-runner) only when a command runs
+
     outcome = resume_rollback(incident_id=args.incident_id, incidents=args.incidents_dir, break_lock=args.break_lock,
                               quiet=args.quiet)
     if outcome.ran:
@@ -33,6 +35,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Continue the incident's rollback from the first phase that is not done, with the same inputs. "
                     "A phase interrupted mid-way runs again (phases are idempotent). The lock of a run that died is "
                     "taken over.")
-    parser.add_argument("incident_id", metavar="INCIDENT_ID")
+    parser.add_argument("incident_id", metavar="INCIDENT_ID",
+                        type=inputs.arg(inputs.identifier, "INCIDENT_ID", error=IncidentNotFound))
     run_options(parser)
     return parser

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import matrix
+from .. import inputs, matrix
 from ..errors import ExitCode
-from ..procedures import DATABASE_CHOICES, PROCEDURES, run_rollback
-from ..record import IncidentRecord
+from ..inputs import DATABASE_CHOICES, PROCEDURES, version_arg
 from .common import add_command, authority_options, run_options
 
 #: What run, resume and rehearse return.
@@ -27,6 +26,15 @@ ROLLBACK_EXIT_CODES = {
 }
 EXIT_CODES = ROLLBACK_EXIT_CODES
 
+if TYPE_CHECKING:
+    from ..record import IncidentRecord
+
+
+def _fix_estimate(value: str, option: str) -> str:
+    """--fix-estimate: a duration (checked here, kept as text: the procedure records the matrix row from it)."""
+    inputs.duration(value, option, positive=False)
+    return value
+
 
 def print_outcome(record: IncidentRecord) -> None:
     """The incident's outcome, its next step and where its record is."""
@@ -38,6 +46,8 @@ def print_outcome(record: IncidentRecord) -> None:
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    from ..procedures import run_rollback  # the library (ansible-runner) only when a command runs
+
     outcome = run_rollback(
         procedure=args.procedure, inventory=args.inventory, to_version=args.to, reason=args.reason,
         decided_by=args.decided_by, role=args.role, consensus=args.consensus or [], database=args.database,
@@ -61,18 +71,29 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Lock and state: $ROLLBACKCTL_STATE_DIR (default ~/.local/state/rollbackctl)."))
     parser.add_argument("procedure", choices=PROCEDURES,
                         help="standard: the plan's Standard Rollback Procedure (emergency: not in this release)")
-    parser.add_argument("-i", "--inventory", required=True, help="inventory of the environment to roll back")
-    parser.add_argument("--to", required=True, metavar="VERSION", help="release to roll back to, e.g. v0.9.0")
-    parser.add_argument("--reason", required=True, help="why (goes into the announcement and the record)")
+    parser.add_argument("-i", "--inventory", required=True,
+                        type=inputs.arg(inputs.plain_value, "-i/--inventory", what="an inventory path"),
+                        help="inventory of the environment to roll back")
+    parser.add_argument("--to", required=True, metavar="VERSION", type=version_arg("--to"),
+                        help="release to roll back to, e.g. v0.9.0")
+    parser.add_argument("--reason", required=True,
+                        type=inputs.arg(inputs.free_text, "--reason", purpose="say why the release is rolled back"),
+                        help="why (goes into the announcement and the record)")
     authority_options(parser)
     parser.add_argument("--database", choices=DATABASE_CHOICES, default="auto",
                         help="auto (default): restore when the target needs an older schema; yes: restore; no: never")
-    parser.add_argument("--backup", metavar="NAME", help="backup to restore (default pre-deploy-<current release>)")
-    parser.add_argument("--incident-id", metavar="ID", help="default <UTC timestamp>-rollback-<version>")
+    parser.add_argument("--backup", metavar="NAME", type=inputs.arg(inputs.identifier, "--backup"),
+                        help="backup to restore (default pre-deploy-<current release>)")
+    parser.add_argument("--incident-id", metavar="ID", type=inputs.arg(inputs.identifier, "--incident-id"),
+                        help="default <UTC timestamp>-rollback-<version>")
     parser.add_argument("--issue-type", choices=matrix.ISSUE_TYPES, help="record the matrix row (with --severity)")
     parser.add_argument("--severity", choices=matrix.SEVERITIES, help="with --issue-type")
-    parser.add_argument("--fix-estimate", metavar="DURATION", help="e.g. 90m, 2h (for the matrix row)")
-    parser.add_argument("--triggers-report", metavar="FILE", help="JSON of `rollbackctl triggers --json` to record")
+    parser.add_argument("--fix-estimate", metavar="DURATION",
+                        type=inputs.arg(_fix_estimate, "--fix-estimate"),
+                        help="e.g. 90m, 2h (for the matrix row)")
+    parser.add_argument("--triggers-report", metavar="FILE",
+                        type=inputs.arg(inputs.path_text, "--triggers-report", what="a trigger report file"),
+                        help="JSON of `rollbackctl triggers --json` to record")
     parser.add_argument("--check", action="store_true", help="check mode: report what would change, change nothing")
     run_options(parser)
     return parser

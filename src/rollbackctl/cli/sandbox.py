@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitCode
 from ..project import find_project
-from ..runner import PlaybookResult
-from ..sandbox import DIR_ENV, PORT_ENV, Sandbox
 from .common import add_command
+
+if TYPE_CHECKING:
+    from ..runner import PlaybookResult
+
+# Same names as rollbackctl.sandbox (which imports ansible-runner: loaded when the command runs).
+DIR_ENV = "ROLLBACK_SANDBOX_DIR"
+PORT_ENV = "ROLLBACK_SANDBOX_PORT_BASE"
 
 EXIT_CODES = {
     ExitCode.OK: "done (status: the platform answers /health with status ok)",
@@ -28,7 +33,10 @@ def _print_result(result: PlaybookResult) -> None:
 
 def run(args: argparse.Namespace) -> ExitCode:
     """Provision (idempotent), remove, or show the health of the sandbox."""
+    from ..sandbox import Sandbox
+
     sandbox = Sandbox(find_project())
+    sandbox.check_environment()  # before anything runs: a bad port or folder in the environment is named
     if args.action == "up":
         print(f"Provisioning the local sandbox in {sandbox.directory} ...", flush=True)
         _print_result(sandbox.up(check=args.check))

@@ -9,14 +9,13 @@ import textwrap
 from collections.abc import Iterable
 from typing import Any
 
-from .. import matrix
+from .. import inputs, matrix
 from ..errors import ExitCode, UsageError
 from ..triggers import (
     BREACHING,
     METRICS,
     MISSING_POLICIES,
     Observations,
-    PrometheusSource,
     Thresholds,
     definitions,
     evaluate,
@@ -29,6 +28,8 @@ from .common import add_command
 
 EXIT_CODES = {
     ExitCode.OK: "no trigger fired",
+    ExitCode.ERROR: None,
+    ExitCode.INTERRUPTED: None,
     ExitCode.USAGE: "usage error (bad option, unreadable or malformed observations file)",
     ExitCode.TRIGGER_FIRED: "at least one trigger fired (the implied decision is printed)",
     ExitCode.METRICS_UNREADABLE: "the metrics source is unreadable, or data is missing with --missing fail",
@@ -49,13 +50,15 @@ def _query_overrides(pairs: Iterable[str]) -> dict[str, str]:
 def _observations(args: argparse.Namespace, thresholds: Thresholds) -> Observations:
     if args.observations is not None:
         misplaced = [flag for flag, value in (("--at", args.at), ("--interval", args.interval),
-                                              ("--query", args.query)) if value]
+                                              ("--query", args.query)) if value is not None]
         if misplaced:
             raise UsageError(f"{', '.join(misplaced)} only apply with --prometheus; the observations file "
                              "carries its own collected_at and interval_seconds")
         return load_observations(args.observations)
     at = None if args.at in (None, "now") else read_time(args.at, "--at")
-    interval = matrix.parse_duration(args.interval) if args.interval else datetime.timedelta(seconds=60)
+    interval = args.interval or datetime.timedelta(seconds=60)  # a timedelta (inputs.duration)
+    from ..triggers.prometheus import PrometheusSource  # urllib only when Prometheus is asked
+
     source = PrometheusSource(args.prometheus, at=at, interval=interval, queries=_query_overrides(args.query or []))
     return source.collect(thresholds)
 
@@ -102,19 +105,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         )),
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--observations", metavar="FILE", help="observations file (JSON, or YAML for .yml/.yaml)")
-    source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    source.add_argument("--observations", metavar="FILE", type=inputs.arg(inputs.path_text, "--observations",
+                                                                          what="an observations file"),
+                        help="observations file (JSON, or YAML for .yml/.yaml)")
+    source.add_argument("--prometheus", metavar="URL", type=inputs.arg(inputs.url, "--prometheus"),
+                        help="Prometheus base URL, e.g. http://127.0.0.1:9090")
     parser.add_argument("--missing", choices=MISSING_POLICIES, default=BREACHING,
                         help="how missing data counts: breaching (default, safe for rollback signals), "
                              "not_breaching, or fail (stop with exit 7 naming the metric)")
     parser.add_argument("--at", metavar="TIME",
+                        type=inputs.arg(inputs.plain_value, "--at", what="a time", max_length=64),
                         help="Prometheus only: evaluation time, ISO-8601 (e.g. 2026-11-28T16:00:00Z); default now")
-    parser.add_argument("--interval", metavar="DURATION",
+    parser.add_argument("--interval", metavar="DURATION", type=inputs.arg(inputs.duration, "--interval"),
                         help=f"Prometheus only: slot length and query_range step ({matrix.DURATION_FORMS}); "
                              "default 1m")
     parser.add_argument("--query", action="append", metavar="METRIC=PROMQL",
+                        type=inputs.arg(inputs.free_text, "--query", purpose="give METRIC=PROMQL"),
                         help="Prometheus only: PromQL for a metric instead of the default (repeatable)")
     parser.add_argument("--threshold", action="append", metavar="NAME=VALUE",
+                        type=inputs.arg(inputs.plain_value, "--threshold", what="NAME=VALUE", max_length=200),
                         help=f"override a threshold (repeatable); NAME one of {', '.join(Thresholds.names())}; "
                              "windows and max_sample_age are durations (5m)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")

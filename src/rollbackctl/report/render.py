@@ -5,7 +5,8 @@ Markdown: no autoescape; every record text passes through the `md_text`/`md_link
 values escaped as `html.escape` does (quotes included); only the SVG chart is inserted as markup.
 
 A record that is not schema-valid still gets a report, its problems listed first; one so far from the
-schema that the view-model cannot be built gets a page listing the problems and the stored JSON.
+schema that the view-model, the templates or the chart cannot be made of it gets a page listing the
+problems and the stored JSON (`_guarded`); a schema-valid record that cannot be drawn is a bug, raised.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import jinja2
 from markupsafe import Markup
 
 from ..errors import RecordUnreadable
+from ..record import schema_problems
 from . import model
 from .format import md_cell, md_link_text, md_text
 from .timeline import gantt_svg
@@ -72,24 +74,41 @@ def environment(fmt: str) -> jinja2.Environment:
     return env
 
 
+#: What reading a record of the wrong shape raises anywhere in the model, the templates or the chart.
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError, OverflowError, jinja2.TemplateError)
+
+
+def _guarded(record: Any, draw, unreadable) -> str:
+    """`draw(view)`, or the `unreadable` page when the record is too far from its schema to be drawn."""
+    try:
+        return draw(model.build(record))
+    except RecordUnreadable as exc:
+        return unreadable(record, exc.problems)
+    except _SHAPE_ERRORS:
+        problems = schema_problems(record)
+        if not problems:
+            raise  # a valid record the report cannot draw: a bug here, not in the record
+        return unreadable(record, problems)
+
+
+def _markdown(view: model.IncidentView) -> str:
+    return environment("md").get_template("incident.md.j2").render(v=view)
+
+
+def _html(view: model.IncidentView) -> str:
+    template = environment("html").get_template("incident.html.j2")
+    chart = Markup(gantt_svg(view.record))  # noqa: S704 - the chart escapes every record text it draws
+    return template.render(v=view, chart=chart)
+
+
 def render_markdown(record: dict[str, Any]) -> str:
     """The incident report as Markdown: outcome and next step first, then the details."""
-    try:
-        view = model.build(record)
-    except RecordUnreadable as exc:
-        return _unreadable_markdown(record, exc.problems)
-    return environment("md").get_template("incident.md.j2").render(v=view)
+    return _guarded(record, _markdown, _unreadable_markdown)
 
 
 def render_html(record: dict[str, Any]) -> str:
     """The incident report as one self-contained HTML5 page (inline CSS and SVG, no script, nothing external)."""
-    try:
-        view = model.build(record)
-    except RecordUnreadable as exc:
-        return _unreadable_html(record, exc.problems)
-    template = environment("html").get_template("incident.html.j2")
-    chart = Markup(gantt_svg(view.record))  # noqa: S704 - the chart escapes every record text it draws
-    return template.render(v=view, chart=chart)
+    return _guarded(record, _html, _unreadable_html)
 
 
 def render(record: dict[str, Any], fmt: str = "md") -> str:

@@ -60,7 +60,15 @@ from .metrics import (
 )
 from .observations import Observations, Sample, load_observations, observations_from_dict, read_time
 from .output import format_json, format_report
-from .prometheus import PrometheusSource
+
+
+def __getattr__(name: str):
+    """`PrometheusSource` is imported when first used (it brings urllib.request and http.client)."""
+    if name == "PrometheusSource":
+        from .prometheus import PrometheusSource
+
+        return PrometheusSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BREACHING",

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import matrix
+from .. import inputs, matrix
 from ..errors import UsageError
 
 OK_KIND = "ok"  # a boolean probe: true/1 is healthy, false/0 breaches
@@ -93,7 +93,8 @@ class Thresholds:
             name, sep, text = pair.partition("=")
             name = name.strip()
             if not sep or name not in self.names():
-                raise UsageError(f"invalid threshold {pair!r}: use NAME=VALUE with NAME one of "
+                shown = repr(pair) if len(pair) <= 60 else f"{pair[:60]!r}... ({len(pair)} characters)"
+                raise UsageError(f"--threshold: invalid threshold {shown}: use NAME=VALUE with NAME one of "
                                  f"{', '.join(self.names())}")
             changes[name] = _threshold_value(name, text.strip())
         return dataclasses.replace(self, **changes)
@@ -101,19 +102,26 @@ class Thresholds:
 
 def _threshold_value(name: str, text: str) -> float | datetime.timedelta:
     if name in _DURATION_FIELDS:
+        if len(text) > 40:
+            raise UsageError(f"--threshold {name}: invalid threshold: the value is {len(text)} characters long")
         try:
             value = matrix.parse_duration(text)
         except UsageError as exc:
-            raise UsageError(f"invalid threshold {name}={text}: {exc}") from None
+            raise UsageError(f"--threshold {name}: invalid threshold {name}={text}: {exc}") from None
         if value <= datetime.timedelta(0):
-            raise UsageError(f"invalid threshold {name}={text}: the duration must be more than 0s")
+            raise UsageError(f"--threshold {name}: invalid threshold {name}={text}: the duration must be more than 0s")
+        if value > inputs.DURATION_MAX:
+            raise UsageError(f"--threshold {name}: invalid threshold {name}={text}: too large, at most "
+                             f"{matrix.format_duration(inputs.DURATION_MAX)}")
         return value
     try:
         number = float(text)
     except ValueError:
         number = math.nan
     if not math.isfinite(number):
-        raise UsageError(f"invalid threshold {name}={text!r}: a number is expected, e.g. {name}=0.05")
+        shown = repr(text) if len(text) <= 60 else f"{text[:60]!r}... ({len(text)} characters)"
+        raise UsageError(f"--threshold {name}: invalid threshold {name}={shown}: a number is expected, e.g. "
+                         f"{name}=0.05")
     return number
 
 

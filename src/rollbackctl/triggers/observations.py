@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import inputs
 from ..errors import UsageError
 from ..times import parse_time
 from .metrics import METRICS, OK_KIND, Metric
@@ -44,8 +44,11 @@ def read_time(value: Any, what: str) -> datetime.datetime:
     """`times.parse_time`, with a UsageError naming `what` (the file and field, or the option)."""
     try:
         return parse_time(value)
-    except ValueError:
-        raise UsageError(f"{what}: invalid time {value!r}: use ISO-8601, e.g. 2026-11-28T16:00:00Z") from None
+    except ValueError as exc:
+        shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:80]}..."
+        out_of_range = "out of range" in str(exc)
+        raise UsageError(f"{what}: invalid time {shown}: " + (f"{exc}" if out_of_range else
+                                                               "use ISO-8601, e.g. 2026-11-28T16:00:00Z")) from None
 
 
 def _value(raw: Any, metric: Metric, where: str) -> float | bool | None:
@@ -57,10 +60,11 @@ def _value(raw: Any, metric: Metric, where: str) -> float | bool | None:
             raise UsageError(f"{where}: {metric.name} must be a number, not {raw!r}")
         return raw
     if isinstance(raw, int | float):
-        value = float(raw)
+        value = inputs.number(raw, f"{where}: {metric.name}")
         return None if math.isnan(value) else value
     accepted = "true/false (or 1/0)" if metric.kind == OK_KIND else "a number"
-    raise UsageError(f"{where}: {metric.name} must be {accepted}, a list of {{t, v}} samples, or null; got {raw!r}")
+    shown = repr(raw) if len(repr(raw)) <= 80 else f"{repr(raw)[:80]}..."
+    raise UsageError(f"{where}: {metric.name} must be {accepted}, a list of {{t, v}} samples, or null; got {shown}")
 
 
 def _samples(raw: Any, metric: Metric, collected_at: datetime.datetime, where: str) -> tuple[Sample, ...]:
@@ -72,8 +76,9 @@ def _samples(raw: Any, metric: Metric, collected_at: datetime.datetime, where: s
     for index, item in enumerate(raw):
         spot = f"{where}: {metric.name}[{index}]"
         if not isinstance(item, dict) or "t" not in item or "v" not in item:
+            shown = repr(item) if len(repr(item)) <= 80 else f"{repr(item)[:80]}..."
             raise UsageError(f"{spot}: a sample must be an object with 't' (ISO-8601 time) and 'v' (value); "
-                             f"got {item!r}")
+                             f"got {shown}")
         value = _value(item["v"], metric, spot)
         if value is not None:
             samples.append(Sample(read_time(item["t"], spot), value))
@@ -81,31 +86,15 @@ def _samples(raw: Any, metric: Metric, collected_at: datetime.datetime, where: s
 
 
 def _read_document(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"observations file {path}: not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"observations file {path}: cannot be read: {exc}") from None
-    if path.suffix.lower() in (".yml", ".yaml"):
-        import yaml  # PyYAML comes with ansible-core
-
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise UsageError(f"observations file {path}: not valid YAML: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"observations file {path}: not valid JSON: {exc}") from None
+    """The file as a document: JSON, or YAML for .yml/.yaml (no aliases), at most 64 levels deep; the top level
+    is checked by observations_from_dict."""
+    return inputs.load_document(path, f"observations file {path}", top=None)
 
 
 def _interval(raw: Any, where: str) -> datetime.timedelta:
     if raw is None:
         return datetime.timedelta(seconds=60)
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
-        raise UsageError(f"{where}: interval_seconds must be a whole number of seconds above 0; got {raw!r}")
-    return datetime.timedelta(seconds=raw)
+    return inputs.seconds(raw, f"{where}: interval_seconds")
 
 
 def observations_from_dict(document: Any, where: str = "observations", default_source: str = "observations"
@@ -129,7 +118,8 @@ def observations_from_dict(document: Any, where: str = "observations", default_s
     }
     unknown = tuple(sorted(str(name) for name in raw_metrics if name not in METRICS))
     source = document.get("source")
-    return Observations(str(source) if source is not None else default_source, collected_at, interval,
+    source = str(source)[:200] if source is not None else default_source
+    return Observations(source, collected_at, interval,
                         {name: samples for name, samples in metrics.items() if samples}, unknown_metrics=unknown)
 
 

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .. import matrix
+from .. import inputs, matrix
 from ..errors import MetricsUnavailable, PrometheusQueryError, PrometheusQueryRejected, UsageError
 from ..redact import redact_url
 from .evaluate import slot_count
@@ -37,11 +37,14 @@ class PrometheusSource:
                  queries: Mapping[str, str] | None = None, timeout: float = 10.0,
                  max_consecutive_errors: int = 4, retry_delay: float = 0.25,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise UsageError(f"invalid Prometheus URL {url!r}: use http(s)://HOST:PORT, e.g. http://127.0.0.1:9090")
+        try:
+            inputs.url(url, "--prometheus")
+        except UsageError as exc:
+            raise UsageError(f"invalid Prometheus URL: {exc} (use http(s)://HOST:PORT)") from None
         if interval <= datetime.timedelta(0):
-            raise UsageError("invalid interval: it must be more than 0s")
+            raise UsageError("--interval: invalid interval: it must be more than 0s")
+        if interval > inputs.DURATION_MAX:
+            raise UsageError(f"--interval: invalid interval: at most {matrix.format_duration(inputs.DURATION_MAX)}")
         unknown = sorted(set(queries or {}) - set(METRICS))
         if unknown:
             raise UsageError(f"unknown metric(s) in --query: {', '.join(unknown)}; use one of {', '.join(METRICS)}")
@@ -91,18 +94,15 @@ class PrometheusSource:
     def _ts(moment: datetime.datetime) -> str:
         return f"{moment.timestamp():.3f}"
 
-    def _series(self, name: str, path: str, params: Mapping[str, str]) -> list[list[tuple[float, str]]]:
+    def _series(self, name: str, path: str, params: Mapping[str, str]) -> list[list[tuple[float, float]]]:
         """The result series of one query as lists of (unix time, value text), with retries."""
         data = self._query(name, path, params)
         kind, result = data.get("resultType"), data.get("result")
-        if kind == "scalar" and isinstance(result, list):
-            return [[tuple(result)]]
-        if kind == "vector" and isinstance(result, list):
-            return [[tuple(item["value"])] for item in result]
-        if kind == "matrix" and isinstance(result, list):
-            return [[tuple(v) for v in item["values"]] for item in result]
-        raise MetricsUnavailable(f"{self.name}: unexpected answer for {name} ({self.queries[name]!r}): "
-                                 f"resultType {kind!r}; the query must return numbers")
+        try:
+            return _parse_result(kind, result)
+        except ValueError as exc:  # an answer of a shape the Prometheus API does not give
+            raise MetricsUnavailable(f"metrics source unreadable: {self.name} gave an unexpected answer for {name} "
+                                     f"({self.queries[name]!r}): {exc}; the query must return numbers") from None
 
     def _query(self, name: str, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         errors: list[str] = []
@@ -139,7 +139,7 @@ class PrometheusSource:
             raise PrometheusQueryError(str(getattr(exc, "reason", exc))) from None
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, nested too deeply, a number Python refuses
             raise PrometheusQueryError("the answer is not JSON") from None
         if not isinstance(document, dict) or document.get("status") != "success":
             raise PrometheusQueryError(_error_detail(body))
@@ -152,20 +152,65 @@ class PrometheusSource:
 def _error_detail(body: bytes) -> str:
     try:
         document = json.loads(body)
-        return f"{document.get('errorType', 'error')}: {document.get('error', '?')}"
-    except (ValueError, AttributeError):
+        return f"{document.get('errorType', 'error')}: {document.get('error', '?')}"[:500]
+    except (ValueError, AttributeError, RecursionError):
         return body[:200].decode("utf-8", "replace") or "empty answer"
 
 
-def _worst(found: list[list[tuple[float, str]]], probe: bool) -> tuple[Sample, ...]:
+#: Sample times Prometheus can give that the wrapper can compute with (1970 to 8999, as times.parse_time).
+_LATEST_STAMP = 221845392000.0
+
+
+def _sample(pair: Any, where: str) -> tuple[float, float]:
+    """A [unix time, "value"] pair as floats; ValueError naming `where` for anything else."""
+    if not isinstance(pair, list | tuple) or len(pair) != 2:
+        raise ValueError(f"{where} is not a [time, value] pair: {str(pair)[:80]}")
+    stamp, text = pair
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float):
+        raise ValueError(f"{where}: the time {str(stamp)[:40]!r} is not a number")
+    try:
+        stamp = float(stamp)
+    except OverflowError:
+        raise ValueError(f"{where}: the time is out of range") from None
+    if not (math.isfinite(stamp) and 0 <= stamp < _LATEST_STAMP):
+        raise ValueError(f"{where}: the time {stamp!r} is out of range")
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise ValueError(f"{where}: the value {str(text)[:40]!r} is not a number")
+    try:
+        value = float(text)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{where}: the value {str(text)[:40]!r} is not a number") from None
+    return stamp, value
+
+
+def _parse_result(kind: Any, result: Any) -> list[list[tuple[float, float]]]:
+    """The series of a query answer: scalar, vector (`value`) or matrix (`values`), every sample checked."""
+    if kind == "scalar" and isinstance(result, list):
+        return [[_sample(result, "the scalar")]]
+    if kind == "vector" and isinstance(result, list):
+        series = []
+        for index, item in enumerate(result):
+            if not isinstance(item, dict) or "value" not in item:
+                raise ValueError(f"result[{index}] has no 'value'")
+            series.append([_sample(item["value"], f"result[{index}].value")])
+        return series
+    if kind == "matrix" and isinstance(result, list):
+        series = []
+        for index, item in enumerate(result):
+            if not isinstance(item, dict) or not isinstance(item.get("values"), list):
+                raise ValueError(f"result[{index}] has no 'values' list")
+            series.append([_sample(pair, f"result[{index}].values[{i}]") for i, pair in enumerate(item["values"])])
+        return series
+    raise ValueError(f"resultType {str(kind)[:40]!r} with a result of type {type(result).__name__}")
+
+
+def _worst(found: list[list[tuple[float, float]]], probe: bool) -> tuple[Sample, ...]:
     """Merge series: per timestamp the worst value (min for probes, max otherwise); NaN is missing."""
     merged: dict[float, float] = {}
     pick = min if probe else max
     for values in found:
-        for stamp, text in values:
-            value = float(text)
+        for stamp, value in values:
             if math.isnan(value):
                 continue
-            stamp = float(stamp)
             merged[stamp] = pick(merged[stamp], value) if stamp in merged else value
     return tuple(Sample(datetime.datetime.fromtimestamp(stamp, UTC), value) for stamp, value in sorted(merged.items()))
