@@ -42,17 +42,22 @@ WORKERS = 2
 # ---- the world the cases run in ---------------------------------------------------------------------------
 
 
+# A platform as the lock knows one (app and db hosts); nothing ever connects to it.
+PLATFORM_INVENTORY = ("all:\n  children:\n    app:\n      hosts:\n        app1: {ansible_connection: local}\n"
+                      "    db:\n      hosts:\n        db1: {ansible_connection: local}\n")
+
+
 def _make_world(root: Path) -> dict[str, str]:
     """Files and folders the cases point at, a project skeleton and a folder of prepared incident records."""
     project = root / "project"
     for folder in ("playbooks", "roles", "inventories/local"):
         (project / folder).mkdir(parents=True)
     (project / "ansible.cfg").write_text("[defaults]\n")
-    (project / "inventories/local/hosts.yml").write_text("all:\n  hosts: {}\n")
+    (project / "inventories/local/hosts.yml").write_text(PLATFORM_INVENTORY)
     files = root / "files"
     files.mkdir()
     inventory = files / "inventory.yml"
-    inventory.write_text("all:\n  hosts: {}\n")
+    inventory.write_text(PLATFORM_INVENTORY)
     a_file = files / "plain.txt"
     a_file.write_text("not json, not a folder\n")
     (files / "folder").mkdir()
