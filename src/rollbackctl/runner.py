@@ -126,7 +126,10 @@ def run_playbook(
             on_event(event)
         return True  # keep the event in the artifacts
 
-    env = {"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    # ROLLBACKCTL_WRAPPER_PID arms the wrapper_guard callback: ansible-runner starts ansible-playbook in a
+    # session of its own that ignores SIGHUP, so without the guard a playbook outlives a killed wrapper.
+    env = {"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ROLLBACKCTL_WRAPPER_PID": str(os.getpid())}
     env.update(envvars or {})
     # Extra vars may carry secrets. With suppress_env_files, ansible-runner would put them on the
     # command line (saved in artifacts/<ident>/command); a 0600 file passed with -e @file keeps them out.
