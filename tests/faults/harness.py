@@ -398,6 +398,7 @@ class Chain:
     universe: Documents = field(default_factory=dict)
     bad_stable: dict[str, str] = field(default_factory=dict)
     tmpfs: Path | None = None
+    struck: str = ""  # the phase the last fault stopped
 
     def __post_init__(self):
         self.incident = self.incident or f"INC-FAULTS-{self.name.upper()}"
@@ -580,6 +581,7 @@ def check_record(chain: Chain, fault: Fault, code: int | None, row: dict) -> Non
             assert running == ([] if fault.pause.in_wrapper else [fault.pause.phase]), status
         assert record["outcome"]["status"] == "in_progress", record["outcome"]
         row["record"] = f"{fault.pause.phase}: {expected}"
+        chain.struck = fault.pause.phase
         return
     assert code == 3, f"exit {code}, expected 3 (a phase failed):\n{chain.run.tail()}"
     failed = first_open_phase(record)
@@ -594,6 +596,7 @@ def check_record(chain: Chain, fault: Fault, code: int | None, row: dict) -> Non
     assert outcome["status"] == "failed" and failed["name"] in outcome["summary"], outcome
     assert f"rollbackctl resume {chain.incident}" in outcome["next_step"], outcome
     row["record"] = f"{failed['name']}: failed - {failed['error'][:90]}"
+    chain.struck = failed["name"]
 
 
 def record_phase(record: dict, name: str) -> dict:
@@ -622,7 +625,7 @@ def recover(chain: Chain, fault: Fault) -> str:
 def check_recovered(chain: Chain, fault: Fault, following: Fault | None) -> str:
     """After the resume reached the next point (or ended): it got past this fault."""
     record = chain.record()
-    name = fault.pause.phase
+    name = chain.struck  # the phase the fault stopped (an outage may stop a later phase than where it began)
     if name == "finish":
         return "concluded"
     phase = record_phase(record, name)
