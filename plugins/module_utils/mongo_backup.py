@@ -354,8 +354,13 @@ def dump(uri: str, dest: str, engine: str = "auto", *, client=None, release: str
         if os.path.lexists(partial):
             os.unlink(partial)
         raise
-    manifest = build_manifest(dest, engine=engine_name, database=database, release=release, labels=labels)
-    write_json_atomic(manifest_path_for(dest), manifest)
+    try:
+        manifest = build_manifest(dest, engine=engine_name, database=database, release=release, labels=labels)
+        write_json_atomic(manifest_path_for(dest), manifest)
+    except BaseException:  # an archive without its manifest is no backup, and would block the next attempt
+        if os.path.lexists(dest):
+            os.unlink(dest)
+        raise
     return manifest
 
 

@@ -267,6 +267,9 @@ def main() -> None:
                         labels=params["labels"])
     except (BackupError, PyMongoError) as exc:
         module.fail_json(msg=f"backup of {database} failed: {scrub(str(exc), params['uri'])}")
+    except OSError as exc:  # a full disk, a read-only or vanished directory: nothing half-written is left
+        module.fail_json(msg=f"backup of {database} to {dest} failed: {exc.strerror or exc}"
+                             f"{f' ({exc.filename})' if exc.filename else ''}; nothing was kept at {dest}")
     finally:
         client.close()
     result = _facts(dest, manifest_path, manifest)

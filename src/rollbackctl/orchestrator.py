@@ -255,8 +255,7 @@ class Rollback:
             self.ctx.progress.phase_finished(phase, "interrupted")
             raise RunInterrupted(f"{error}; `rollbackctl resume {record.incident_id}` continues from {phase.name}")
         if not last.ok:
-            detail = "; ".join(f"{f['host']}: {f['task']}: {f['msg']}" for f in last.failures[:3]) or last.status
-            error = f"{last.playbook} failed: {detail}"
+            error = f"{last.playbook} failed: {last.why()}"
             self._after(phase.name, results)
             record.finish_phase(phase.name, "failed", hosts_changed=hosts, changed=changed, error=error,
                                 artifacts=artifacts)

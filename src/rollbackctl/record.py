@@ -298,10 +298,13 @@ class IncidentRecord:
                                    "host": backup.get("host")}
         restore = stats.get("database_restore")
         if isinstance(restore, Mapping) and restore.get("pre_restore_snapshot"):
+            earlier = self.data["pre_restore_snapshot"] or {}
+            same = earlier.get("manifest") == restore["pre_restore_snapshot"]  # an attempt that restored reported it
             self.data["pre_restore_snapshot"] = {
                 "manifest": restore["pre_restore_snapshot"], "sha256": restore.get("pre_restore_snapshot_sha256"),
-                "host": restore.get("host"), "restored": list(restore.get("restored") or []),
-                "dropped": list(restore.get("dropped") or [])}
+                "host": restore.get("host"),
+                "restored": list(restore.get("restored") or (earlier.get("restored", []) if same else [])),
+                "dropped": list(restore.get("dropped") or (earlier.get("dropped", []) if same else []))}
             if restore.get("backup_manifest"):
                 backup_entry = self.data["backup"] or {"manifest": restore["backup_manifest"]}
                 backup_entry.setdefault("sha256", restore.get("backup_sha256"))

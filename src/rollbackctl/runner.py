@@ -25,7 +25,7 @@ from .files import write_atomic
 class PlaybookResult:
     playbook: str
     status: str
-    rc: int
+    rc: int | None  # None: ansible-playbook was killed by a signal
     stats: dict[str, dict[str, int]]
     artifacts_dir: str
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -45,6 +45,18 @@ class PlaybookResult:
     @property
     def changed_count(self) -> int:
         return sum(self.stats.get("changed", {}).values())
+
+    def why(self) -> str:
+        """Why the run failed: its failed tasks, or how ansible-playbook ended when no task reported a failure
+        (killed by a signal: ansible-runner then has no exit code)."""
+        if self.failures:
+            return "; ".join(f"{f['host']}: {f['task']}: {f['msg']}" for f in self.failures[:3])
+        if self.ok:
+            return self.status
+        if self.rc is None or self.rc < 0:
+            return (f"ansible-playbook was killed before it reported a failed task (ansible-runner status "
+                    f"{self.status}, no exit code)")
+        return f"ansible-playbook exited with code {self.rc} without reporting a failed task (status {self.status})"
 
 
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
@@ -126,7 +138,10 @@ def run_playbook(
             on_event(event)
         return True  # keep the event in the artifacts
 
-    env = {"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    # ROLLBACKCTL_WRAPPER_PID arms the wrapper_guard callback: ansible-runner starts ansible-playbook in a
+    # session of its own that ignores SIGHUP, so without the guard a playbook outlives a killed wrapper.
+    env = {"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ROLLBACKCTL_WRAPPER_PID": str(os.getpid())}
     env.update(envvars or {})
     # Extra vars may carry secrets. With suppress_env_files, ansible-runner would put them on the
     # command line (saved in artifacts/<ident>/command); a 0600 file passed with -e @file keeps them out.
@@ -162,6 +177,5 @@ def run_playbook(
         custom_stats=custom_stats,
     )
     if raise_on_failure and not result.ok:
-        detail = "; ".join(f"{f['host']}: {f['task']}: {f['msg']}" for f in failures[:3]) or result.status
-        raise PlaybookFailed(f"{playbook} failed: {detail}", result)
+        raise PlaybookFailed(f"{playbook} failed: {result.why()}", result)
     return result
