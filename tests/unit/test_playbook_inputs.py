@@ -37,7 +37,8 @@ VALID = {
     "backup": "pre-deploy-v1.0.0", "database": "auto", "maintenance_state": "on", "verify_scope": "db",
     "notify_event": "rollback_started", "procedure": "standard", "verify_expected_schema": "2",
     "verify_observe_s": 1.5, "log_lines": "2000", "verify_log_since": "2026-01-31T12:00:00Z",
-    "incident_logs_dir": "/srv/incidents/INC-1/logs", "verify_backup_manifest": "/srv/backups/pre-deploy-v1.0.0.manifest.json",
+    "incident_logs_dir": "/srv/incidents/INC-1/logs",
+    "verify_backup_manifest": "/srv/backups/pre-deploy-v1.0.0.manifest.json",
     "reason": "messaging returns 5xx\nsince 10:02", "decided_by": "Dana Ops", "decided_by_role": "lead-devops-engineer",
     "authority": "lead-devops-engineer (role)", "consensus": ["alice:senior-engineer", "bob:senior-engineer"],
 }
@@ -71,7 +72,7 @@ def test_every_bad_value_of_every_other_variable_is_refused_by_name(name, bad):
         return  # "" means "not set" for this one
     if SPEC[name]["type"] == "bool":
         return
-    free, problems = validate(SPEC, {name: bad})
+    _, problems = validate(SPEC, {name: bad})
     accepted = not problems
     if accepted:  # only values that really fit the rule may pass (a number that is in range, a choice)
         assert not has_template(bad) and bad not in ("", None) and not isinstance(bad, dict), (name, bad)
@@ -116,7 +117,7 @@ def test_required_missing_and_the_published_fact_are_refused_by_name():
     st.text(max_size=300), st.integers(), st.floats(), st.booleans(), st.none(),
     st.lists(st.text(max_size=20), max_size=5), st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)))
 def test_any_value_is_accepted_in_form_or_refused_by_name_never_an_exception(name, value):
-    free, problems = validate(SPEC, {name: value})
+    _, problems = validate(SPEC, {name: value})
     if problems:
         assert len(problems) == 1 and problems[0].startswith(f"{name} ")
     elif SPEC[name]["type"] not in FREE_TEXT_TYPES:
