@@ -155,13 +155,14 @@ def bad_release_deployed(sandbox):
 
 
 def _payload(marker: Path, who: str) -> str:
-    return f"{who} {{{{ lookup('ansible.builtin.pipe', 'touch {marker}') }}}} {{% raw %}}x{{# c #}} {{{{ 7 * 7 }}}}"
+    return f"{who} {{{{ lookup('ansible.builtin.pipe', 'touch {marker}') }}}}"
 
 
 def test_free_text_in_every_var_runs_nothing_and_arrives_verbatim(bad_release_deployed, sandbox):
     sandbox = bad_release_deployed
     marker = Path(f"/tmp/ft-{uuid.uuid4().hex[:8]}")  # short: a role name holds at most 100 characters
     free = {name: _payload(marker, name) for name in ("reason", "decided_by", "decided_by_role", "authority")}
+    free["reason"] += " {% raw %}x{# c #} {{ 7 * 7 }}\nsince 10:02"
     free["consensus"] = [_payload(marker, "alice") + ":senior-engineer"]
     result = _ansible_playbook(sandbox, "app_rollback.yml", {"rollback_to": "v0.9.0", "incident_id": "INC-FREE-1",
                                                              **free})
