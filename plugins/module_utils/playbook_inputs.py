@@ -18,8 +18,8 @@ A spec maps each variable name to a rule::
 
 Types: str, int, float, bool, path (absolute, no `..`), list (of `elements`, itself a rule), text and
 text_list (free text). Options: choices, pattern (Python regex, full match), hint (what the pattern means),
-max_length (default 256 for str, 4096 for path), min/max (numbers), empty (an empty string is allowed: "not
-set"), lines (free text may hold line breaks and tabs).
+max_length (default 256 for str, 4096 for path), min/max (numbers), empty (null, and for strings "", is allowed:
+"not set"), lines (free text may hold line breaks and tabs).
 """
 
 from __future__ import annotations
@@ -147,6 +147,8 @@ def _number(name: str, value, rule: dict, kind: str):
 def check_value(name: str, value, rule: dict):
     """(value, problem): the value as the playbooks use it, or a problem naming what is wrong (no name)."""
     kind = rule["type"]
+    if rule.get("empty") and (value is None or (value == "" and kind not in ("int", "float"))):
+        return value, None  # "not set" (the wrapper passes null where it has no value)
     if kind in ("int", "float"):
         return _number(name, value, rule, kind)
     if kind == "bool":

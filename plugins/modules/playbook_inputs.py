@@ -32,7 +32,7 @@ options:
     description:
       - Variable name to rule. A rule has a C(type) (C(str), C(int), C(float), C(bool), C(path), C(list), C(text),
         C(text_list)) and optionally C(choices), C(pattern) (full match) with a C(hint), C(max_length), C(min),
-        C(max), C(empty) (an empty string means "not set"), C(lines) (free text may hold line breaks),
+        C(max), C(empty) (null, and an empty string, mean "not set"), C(lines) (free text may hold line breaks),
         C(elements) (the rule of a list's items), C(max_items), C(description).
       - Only variables passed as extra vars are checked; the others are the playbook's own.
     type: dict

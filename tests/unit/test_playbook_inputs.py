@@ -68,8 +68,8 @@ def test_valid_values_pass_and_free_text_is_returned_verbatim():
     "bell\x07", "zero\u200bwidth", True, None, -1, 10 ** 30, float("nan"),
 ])
 def test_every_bad_value_of_every_other_variable_is_refused_by_name(name, bad):
-    if bad == "" and SPEC[name].get("empty"):
-        return  # "" means "not set" for this one
+    if bad in ("", None) and SPEC[name].get("empty"):
+        return  # "not set" for this one
     if SPEC[name]["type"] == "bool":
         return
     _, problems = validate(SPEC, {name: bad})
