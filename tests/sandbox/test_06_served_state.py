@@ -185,9 +185,18 @@ def test_free_text_in_every_var_runs_nothing_and_arrives_verbatim(bad_release_de
     marker.unlink(missing_ok=True)
 
 
+def _events(root: Path, version: str) -> list[str]:
+    lines = (root / "releases" / "manifest.jsonl").read_text().splitlines()
+    return [entry["event"] for entry in map(json.loads, lines) if entry["version"] == version]
+
+
 def test_workers_serving_another_release_than_current_are_reloaded(bad_release_deployed, sandbox):
     sandbox = bad_release_deployed
     root = _root(sandbox)
+    # an operator cleared the bad mark of v1.0.0 (the free-text test set it), so that marking it again shows
+    entry = {"event": "marked_good", "version": "v1.0.0", "at": "2026-01-01T00:00:00Z", "actor": "pytest"}
+    with (root / "releases" / "manifest.jsonl").open("a") as handle:
+        handle.write(json.dumps(entry) + "\n")
     # workers on v1.0.0 while current points back at v0.9.0: a rollback killed between the switch and the reload
     (root / "current.tmp").symlink_to("releases/v1.0.0")
     os.replace(root / "current.tmp", root / "current")
@@ -199,7 +208,10 @@ def test_workers_serving_another_release_than_current_are_reloaded(bad_release_d
     check = sandbox._run("app_rollback.yml", extravars={"rollback_to": "v0.9.0"}, check=True)
     assert check.changed_count > 0, "check mode reports the reload"
     assert _served_releases(sandbox) == {"v1.0.0"}, "check mode changed nothing"
+    assert _events(root, "v1.0.0")[-1] == "marked_good", "check mode changed nothing"
     assert sandbox._run("app_rollback.yml", extravars={"rollback_to": "v0.9.0"}).changed_count > 0
     assert _served_releases(sandbox) == {"v0.9.0"}
+    # the release the workers served is the one rolled back: marked bad although current already pointed away
+    assert _events(root, "v1.0.0")[-1] == "marked_bad"
     assert sandbox.health()["version"] == "0.9.0"
     assert sandbox._run("app_rollback.yml", extravars={"rollback_to": "v0.9.0"}).changed_count == 0
