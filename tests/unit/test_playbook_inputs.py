@@ -151,3 +151,23 @@ def test_every_operator_playbook_imports_the_contract_first():
         first = plays[0]
         assert first.get("ansible.builtin.import_playbook") == "inputs.yml", name
         assert first["vars"]["playbook_inputs_for"] == name
+
+
+@pytest.mark.parametrize("database", ["auto", "yes", "no"])
+def test_the_contract_accepts_every_extra_var_the_wrapper_passes(tmp_path, database):
+    """rollbackctl runs the same playbooks: whatever it passes for each phase must pass the contract."""
+    from rollbackctl import phases
+    from rollbackctl.orchestrator import steps_for
+    from rollbackctl.record import IncidentRecord
+
+    authority = {"decided_by": "Dana Ops", "role": "lead-devops-engineer", "basis": "primary", "consensus": [],
+                 "approved_by": [], "explanation": "the Lead DevOps Engineer decides"}
+    record = IncidentRecord.create(tmp_path, "20261202T010000Z-rollback-v0.9.0", inventory="inventories/local",
+                                   reason=f"messaging 5xx {TEMPLATE}", to_version="v0.9.0", authority=authority,
+                                   database=database)
+    record.data["from_version"] = "v1.0.0"
+    record.data["database"].update({"backup_name": "pre-deploy-v1.0.0", "target_schema": None})
+    for name in phases.NAMES:
+        for step in steps_for(name, record):
+            _, problems = validate(SPEC, step.extravars, required=PLAYBOOKS[step.playbook[:-4]]["required"])
+            assert problems == [], (name, step.playbook, problems)
