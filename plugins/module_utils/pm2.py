@@ -186,6 +186,29 @@ def plan(state: str, instances: list[dict], expected: int | None = None) -> str 
     raise ValueError(f"unknown state {state!r}")
 
 
+def served_dirs(instances: list[dict], proc: str = "/proc") -> list[str]:
+    """The directory each online worker really runs in (its working directory, links resolved), sorted.
+
+    pm2 starts workers through the `current` link, so a worker's working directory is the release it serves;
+    a worker whose directory is not where `current` points now still serves the release of before.
+    """
+    served = set()
+    for instance in instances:
+        if instance.get("status") != "online" or not instance.get("pid"):
+            continue
+        try:
+            served.add(os.path.realpath(os.readlink(os.path.join(proc, str(instance["pid"]), "cwd"))))
+        except OSError:
+            served.add("(unreadable)")
+    return sorted(served)
+
+
+def stale_workers(instances: list[dict], serve_dir: str, proc: str = "/proc") -> list[str]:
+    """The directories online workers serve that are not `serve_dir` (links resolved); none when all serve it."""
+    wanted = os.path.realpath(serve_dir)
+    return [served for served in served_dirs(instances, proc) if served != wanted]
+
+
 def restart_growth(before: dict, after: dict) -> dict:
     """What happened to a named app between two summaries taken some seconds apart.
 

@@ -51,6 +51,13 @@ options:
     description: Seconds to wait for every instance to be online after an action. C(0) does not wait.
     type: int
     default: 60
+  serve_dir:
+    description:
+      - The directory the workers must serve from, usually the C(current) link of the deployment.
+      - When set, O(state=started) also reloads an application whose online workers run in another directory
+        (links resolved) - workers still serving the release of before, as a run killed between switching
+        C(current) and reloading leaves them. Without it, such a rerun would see nothing to do.
+    type: path
   max_restarts:
     description:
       - Fail when the instances restarted more than this many times while waiting (a crash loop).
@@ -101,6 +108,12 @@ after:
   description: Summary of the application after the action (equal to RV(before) in check mode).
   returned: always
   type: dict
+stale:
+  description: Directories online workers served that are not O(serve_dir) (before the action); empty when none.
+  returned: when O(serve_dir) is set
+  type: list
+  elements: str
+  sample: ["/opt/chatbot-platform/releases/v1.0.0"]
 processes:
   description: Whitelisted fields of each instance after the action.
   returned: always
@@ -121,6 +134,7 @@ from ansible_collections.chatbot.rollback.plugins.module_utils.pm2 import (
     pm2_from_module,
     predicted,
     select,
+    stale_workers,
     summarize,
 )
 
@@ -175,6 +189,7 @@ def main() -> None:
             "instances": {"type": "int"},
             "wait_timeout": {"type": "int", "default": 60},
             "max_restarts": {"type": "int", "default": 0},
+            "serve_dir": {"type": "path"},
         },
         mutually_exclusive=[["ecosystem", "script"]],
         supports_check_mode=True,
@@ -188,6 +203,10 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     before = summarize(instances)
     action = plan(params["state"], instances, params["instances"])
+    stale = stale_workers(instances, params["serve_dir"]) if params["serve_dir"] else []
+    if action is None and params["state"] == "started" and stale:
+        action = "reload"  # what is served is not what is written: apply it
+    extra = {"stale": stale} if params["serve_dir"] else {}
     if action == "start" and not (params["ecosystem"] or params["script"]):
         module.fail_json(msg=f"pm2 has no application named {params['name']!r} and neither ecosystem nor script "
                              "is given to start it", before=before)
@@ -195,7 +214,7 @@ def main() -> None:
         diff = {"before": diff_view(params["name"], before),
                 "after": diff_view(params["name"], predicted(action, before, params["instances"]))}
         module.exit_json(changed=action is not None, action=action or "none", before=before, after=before,
-                         processes=instances, **({"diff": diff} if module._diff else {}))
+                         processes=instances, **extra, **({"diff": diff} if module._diff else {}))
 
     try:
         pm2.run(*_command(action, params), timeout=max(120, params["wait_timeout"] + 30))
@@ -204,7 +223,7 @@ def main() -> None:
     except Pm2Error as exc:
         module.fail_json(msg=str(exc), action=action, before=before)
     after = summarize(instances)
-    result = {"changed": True, "action": action, "before": before, "after": after, "processes": instances}
+    result = {"changed": True, "action": action, "before": before, "after": after, "processes": instances, **extra}
     if module._diff:
         result["diff"] = {"before": diff_view(params["name"], before), "after": diff_view(params["name"], after)}
     if action not in ("stop", "delete") and params["wait_timeout"] and not is_running(instances,

@@ -178,3 +178,21 @@ def test_from_the_installed_collection_artifact(installed_collection, tmp_path):
     assert "rollback" in playbooks and "preflight" in playbooks
     for name in playbooks:
         _playbook(["-i", str(inventory), f"chatbot.rollback.{name}", "--syntax-check"], work, env)
+
+
+def test_the_inputs_contract_loads_from_the_installed_collection(installed_collection, tmp_path):
+    """playbooks/inputs.yml by FQCN, with its action plugin, module_utils and vars file from the artifact: a bad
+    input is refused by name (exit 2) and a lookup in free text runs nothing."""
+    collections = installed_collection.parents[2]
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump(_inventory(tmp_path)))
+    marker = tmp_path / "marker"
+    extra = {"playbook_inputs_for": "preflight", "rollback_to": "v1",
+             "reason": f"{{{{ lookup('ansible.builtin.pipe', 'touch {marker}') }}}}"}
+    command = ["ansible-playbook", "-i", str(inventory), "chatbot.rollback.inputs", "-e", json.dumps(extra)]
+    proc = subprocess.run(command, cwd=tmp_path, env=_environment(ANSIBLE_COLLECTIONS_PATH=str(collections)),
+                          capture_output=True, text=True, check=False, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output[-3000:]
+    assert "rollback_to is malformed" in output and "Traceback" not in output
+    assert not marker.exists()
