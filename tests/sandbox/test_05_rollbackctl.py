@@ -127,7 +127,9 @@ def test_second_rollback_is_refused_while_one_holds_the_lock(sandbox, project):
          "import sys, time; from pathlib import Path; from rollbackctl.orchestrator import lock_for;"
          "from rollbackctl.paths import state_dir;"
          "lock_for(state_dir(), Path(sys.argv[1])).acquire('INC-HOLDER-1'); print('held', flush=True); time.sleep(120)",
-         str(project / "inventories" / "local")], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+         # Another spelling of the inventory the run uses (inventories/local): the same platform, the same lock.
+         str(project / "inventories" / "local" / "hosts.yml")], stdout=subprocess.PIPE, text=True,
+        env=os.environ.copy())
     try:
         assert holder.stdout.readline().strip() == "held"
         before = _platform(sandbox)
