@@ -282,6 +282,16 @@ class Run:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
+    def freeze_module(self, module: str) -> list[int]:
+        """SIGSTOP for this run's `module` processes (descendants of its paused ansible-playbook), so that a strike
+        lands while the module is mid-way, however fast it would otherwise finish; their pids."""
+        frozen = [pid for pid in _descendants(self.paused_at["pid"]) if f"AnsiballZ_{module}.py" in _cmdline(pid)]
+        assert frozen, f"no {module} process under ansible-playbook {self.paused_at['pid']} to strike mid-way"
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return frozen
+
     def kill_playbook(self) -> None:
         """SIGKILL of ansible-playbook's process group (it, its workers and their modules); the wrapper lives."""
         with contextlib.suppress(ProcessLookupError):
@@ -303,6 +313,39 @@ class Run:
                 os.killpg(group, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=30)
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process (from /proc)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = _parents()
+    found, frontier = [], {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found.extend(sorted(frontier))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _end_frozen(pids: list[int], resume: bool = False) -> None:
+    """SIGCONT (resume) or SIGKILL for frozen module processes that are still there."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT if resume else signal.SIGKILL)
 
 
 def alive(pid: int) -> bool:
@@ -530,9 +573,11 @@ def strike(chain: Chain, fault: Fault, run: Run, row: dict) -> int | None:
     p = chain.platform
     messages = len(chain.universe.get("messages", {}))
     if fault.kind == "kill-wrapper":
+        frozen: list[int] = []
         if fault.mid_restore:
             run.go_on()
             row["observed"] = f"messages {messages} -> {_watch_restore(p, messages)}"
+            frozen = run.freeze_module("mongodb_restore")  # the kill lands mid-restore, not after it
         run.kill_wrapper()
         if not run.pause.in_wrapper:  # the dead wrapper's ansible-playbook must not run on
             pid = run.paused_at["pid"]
@@ -545,6 +590,7 @@ def strike(chain: Chain, fault: Fault, run: Run, row: dict) -> int | None:
                     os.killpg(run.paused_at["pgid"], signal.SIGKILL)
             assert not orphan, (f"ansible-playbook (pid {pid}) of the killed wrapper was still running 10 s later: "
                                 "a resume would race it")
+        _end_frozen(frozen)  # the guard killed them with their worker; nothing frozen may outlive the strike
         return None
     if fault.kind == "kill-playbook":
         run.kill_playbook()
@@ -561,7 +607,11 @@ def strike(chain: Chain, fault: Fault, run: Run, row: dict) -> int | None:
     run.go_on()
     if fault.kind == "stop-ferretdb" and fault.mid_restore:
         row["observed"] = f"messages {messages} -> {_watch_restore(p, messages)}"
-        p.stop_ferretdb()
+        frozen = run.freeze_module("mongodb_restore")  # FerretDB goes away mid-restore, not after it
+        try:
+            p.stop_ferretdb()
+        finally:
+            _end_frozen(frozen, resume=True)
     return run.wait()
 
 
