@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -146,7 +147,16 @@ def _wait_for(condition, seconds: float = 10.0) -> None:
 
 @pytest.fixture(scope="module")
 def bad_release_deployed(sandbox):
-    """v1.0.0 deployed beside v0.9.0 (without its migration, so that the database stays the stable one's)."""
+    """v1.0.0 deployed beside v0.9.0 (without its migration, so that the database stays the stable one's).
+
+    An earlier test may have rolled v1.0.0 back (marked bad): an operator clears the mark first, so that the
+    rollback below marks it bad again, with this test's words."""
+    root = _root(sandbox)
+    entry = {"event": "marked_good", "version": "v1.0.0", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "actor": "pytest"}
+    with (root / "releases" / "manifest.jsonl").open("a") as handle:
+        handle.write(json.dumps(entry) + "\n")
+    (root / "releases" / "v1.0.0" / "BAD_RELEASE").unlink(missing_ok=True)
     result = _ansible_playbook(sandbox, "deploy_release.yml",
                                {"deploy_version": "v1.0.0", "app_release_migrate": False})
     assert result.returncode == 0, result.stdout[-3000:]
