@@ -113,17 +113,17 @@ def test_nginx_configuration_written_but_not_served_is_applied(sandbox, client, 
     # or a broken site file repaired by hand)
     shutil.copy2(site, tmp_path / "chatbot.conf")
     site.write_text(site.read_text().replace(written, "stale"))
-    _nginx(sandbox, "-s", "reload")
-    shutil.copy2(tmp_path / "chatbot.conf", site)
 
     def served():
         return _generation(sandbox)
 
-    _wait_for(lambda: served() == "stale")
+    _nginx(sandbox, "-s", "reload")  # a signal: the master reads the file after this returns, maybe much later
+    _wait_for(lambda: served() == "stale", seconds=60)
+    shutil.copy2(tmp_path / "chatbot.conf", site)
     assert sandbox._run("platform_web.yml", check=True).changed_count > 0
     assert served() == "stale", "check mode changed nothing"
     assert sandbox._run("platform_web.yml").changed_count > 0
-    _wait_for(lambda: served() == written)
+    _wait_for(lambda: served() == written, seconds=60)
     assert sandbox._run("platform_web.yml").changed_count == 0
     assert client.health().status == 200
 
