@@ -29,9 +29,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     write = terminalreporter.write_line
     terminalreporter.section(f"fault injection: {len(harness.ROWS)} faults")
-    columns = ("chain", "fault", "exit", "record", "served", "recovery", "seconds", "result")
-    widths = {"chain": 7, "fault": 44, "exit": 6, "record": 60, "served": 42, "recovery": 60, "seconds": 4,
-              "result": 8}
+    columns = ("chain", "fault", "exit", "record", "served", "observed", "recovery", "seconds", "result")
+    widths = {"chain": 7, "fault": 44, "exit": 6, "record": 60, "served": 42, "observed": 48, "recovery": 60,
+              "seconds": 4, "result": 8}
     write("  ".join(c.ljust(widths[c]) for c in columns))
     for row in harness.ROWS:
         write("  ".join(str(row.get(c, ""))[: widths[c] if c != "result" else None].ljust(widths[c])

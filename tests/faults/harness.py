@@ -282,15 +282,20 @@ class Run:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
-    def freeze_module(self, module: str) -> list[int]:
-        """SIGSTOP for this run's `module` processes (descendants of its paused ansible-playbook), so that a strike
-        lands while the module is mid-way, however fast it would otherwise finish; their pids."""
-        frozen = [pid for pid in _descendants(self.paused_at["pid"]) if f"AnsiballZ_{module}.py" in _cmdline(pid)]
-        assert frozen, f"no {module} process under ansible-playbook {self.paused_at['pid']} to strike mid-way"
-        for pid in frozen:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
-        return frozen
+    def catch_module(self, module: str, timeout: float = 180) -> list[int]:
+        """SIGSTOP for this run's `module` processes (descendants of its paused ansible-playbook) as soon as they
+        appear; their pids. Called right after go_on: the module is caught while Python is still starting."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            caught = [pid for pid in _descendants(self.paused_at["pid"]) if f"AnsiballZ_{module}.py" in _cmdline(pid)]
+            if caught:
+                _signal_all(caught, signal.SIGSTOP)
+                return caught
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.001)
+        raise FaultError(f"no {module} process appeared under ansible-playbook {self.paused_at['pid']}:\n"
+                         f"{self.tail()}")
 
     def kill_playbook(self) -> None:
         """SIGKILL of ansible-playbook's process group (it, its workers and their modules); the wrapper lives."""
@@ -531,16 +536,42 @@ def _direct_version(platform: Platform) -> str | None:
 # --- one fault, end to end ---------------------------------------------------------------------
 
 
-def _watch_restore(platform: Platform, before: int, timeout: float = 180) -> int:
-    """Block until the restore has dropped or refilled `messages` (its count differs); that count."""
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _freeze_mid_restore(run: Run, platform: Platform, before: int, timeout: float = 180) -> tuple[list[int], int]:
+    """The restore module frozen (SIGSTOP) just after it has dropped or refilled `messages` (its count differs from
+    `before`), with the rest of the restore still to do: the frozen pids and that count.
+
+    The module is caught as it starts and let run in slices of 25 ms, the count read between slices, so the strike
+    lands mid-restore however fast the restore is and however loaded the machine (a watcher that polls a
+    free-running restore loses that race: the restore can finish between the drop and the freeze). A slice is far
+    shorter than what follows the drop (refilling the collection, the others, the comparison), and long beside the
+    count (FerretDB counts by a scan), so the module is not slowed much."""
+    frozen = run.catch_module("mongodb_restore")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
             count = platform.mongo.messages.count_documents({})
             if count != before:
-                return count
-        time.sleep(0.02)
-    raise FaultError("the restore never touched the messages collection")
+                break
+        _signal_all(frozen, signal.SIGCONT)
+        time.sleep(0.025)
+        _signal_all(frozen, signal.SIGSTOP)
+    else:
+        _signal_all(frozen, signal.SIGKILL)
+        raise FaultError("the restore never touched the messages collection")
+    manifest = platform.backup_manifest()
+    restored = platform.stable_hashes() == {n: c["content_sha256"] for n, c in manifest["collections"].items()
+                                            if n in STABLE} and \
+        set(database_facts(platform.mongo)) == set(manifest["collections"])
+    if restored:
+        _signal_all(frozen, signal.SIGKILL)
+        raise FaultError("the restore was complete within one slice: no mid-restore state to strike")
+    return frozen, count
 
 
 def _fill(directory: Path) -> Path:
@@ -576,8 +607,9 @@ def strike(chain: Chain, fault: Fault, run: Run, row: dict) -> int | None:
         frozen: list[int] = []
         if fault.mid_restore:
             run.go_on()
-            row["observed"] = f"messages {messages} -> {_watch_restore(p, messages)}"
-            frozen = run.freeze_module("mongodb_restore")  # the kill lands mid-restore, not after it
+            began = time.monotonic()
+            frozen, count = _freeze_mid_restore(run, p, messages)  # the kill lands mid-restore, not after it
+            row["observed"] = f"messages {messages} -> {count} (frozen {time.monotonic() - began:.1f} s after go-on)"
         run.kill_wrapper()
         if not run.pause.in_wrapper:  # the dead wrapper's ansible-playbook must not run on
             pid = run.paused_at["pid"]
@@ -606,8 +638,9 @@ def strike(chain: Chain, fault: Fault, run: Run, row: dict) -> int | None:
         _fill(p.snapshots)
     run.go_on()
     if fault.kind == "stop-ferretdb" and fault.mid_restore:
-        row["observed"] = f"messages {messages} -> {_watch_restore(p, messages)}"
-        frozen = run.freeze_module("mongodb_restore")  # FerretDB goes away mid-restore, not after it
+        began = time.monotonic()
+        frozen, count = _freeze_mid_restore(run, p, messages)  # FerretDB goes away mid-restore, not after it
+        row["observed"] = f"messages {messages} -> {count} (frozen {time.monotonic() - began:.1f} s after go-on)"
         try:
             p.stop_ferretdb()
         finally:
