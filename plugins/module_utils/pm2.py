@@ -209,6 +209,23 @@ def stale_workers(instances: list[dict], serve_dir: str, proc: str = "/proc") ->
     return [served for served in served_dirs(instances, proc) if served != wanted]
 
 
+def settle_wait(instances: list[dict], observe_s: float, now_ms: float) -> float:
+    """Seconds to wait until every worker has been up `observe_s` without a restart (0 when all have).
+
+    pm2's `pm_uptime` is when a worker's current process started (epoch ms; a restart or a reload renews it), so
+    a worker up at least `observe_s` has not restarted within the last `observe_s` seconds: one sample proves it.
+    Without a usable start time for every worker (not online, or a pm2 that does not say) the whole window is due.
+    """
+    if observe_s <= 0:
+        return 0.0
+    started = [p.get("pm_uptime") for p in instances]
+    if not instances or any(p.get("status") != "online" for p in instances) or \
+            not all(isinstance(t, (int, float)) and 0 < t <= now_ms for t in started):
+        return float(observe_s)
+    youngest = (now_ms - max(started)) / 1000
+    return max(0.0, float(observe_s) - youngest)
+
+
 def restart_growth(before: dict, after: dict) -> dict:
     """What happened to a named app between two summaries taken some seconds apart.
 

@@ -8,11 +8,14 @@ DOCUMENTATION = r"""
 module: pm2_health
 short_description: Check that a pm2 application is online and not restart-looping
 description:
-  - Samples C(pm2 jlist) twice, O(observe_s) seconds apart, and returns three verification checks
-    C({name, scope, value, threshold, unit, verdict, detail}) -
-    C(pm2_online) (instances online at the second sample against O(instances); every instance must be online),
-    C(pm2_restarts) (growth of the restart counter between the samples, and workers replaced, against 0) and
+  - Returns three verification checks C({name, scope, value, threshold, unit, verdict, detail}) -
+    C(pm2_online) (instances online at the last sample against O(instances); every instance must be online),
+    C(pm2_restarts) (no worker restarted or replaced within the last O(observe_s) seconds, against 0) and
     C(pm2_unstable_restarts) (pm2's count of restarts within C(min_uptime), against O(max_unstable_restarts)).
+  - The restart check is a readiness check, not a fixed wait. pm2 says when each worker's current process started
+    (C(pm_uptime)); when every worker has been up O(observe_s) seconds already, one sample proves that none restarted
+    within the window and nothing is waited for. Otherwise the module waits until the youngest worker is
+    O(observe_s) seconds old (at most O(observe_s)), samples again and compares the restart counters and pids.
   - It never starts a pm2 daemon - when none runs in O(pm2_home) the application counts as not running.
   - It never fails because a check failed; the caller decides. Read-only, never reports a change.
     Only whitelisted process fields are returned (pm2's process environment can hold secrets).
@@ -26,7 +29,9 @@ options:
     description: Number of instances expected online; when not given, at least one.
     type: int
   observe_s:
-    description: Seconds between the two samples; C(0) takes one sample (no restart check).
+    description:
+      - Seconds every worker must have run without a restart, up to the last sample; C(0) takes one sample (no
+        restart check).
     type: float
     default: 5
   max_unstable_restarts:
@@ -69,9 +74,14 @@ before:
   sample: {"instances": 2, "online": 2, "statuses": ["online"], "restarts": 0, "unstable_restarts": 0,
            "pids": [101, 102], "cwd": ["/opt/chatbot-platform/releases/v0.9.0"]}
 after:
-  description: Summary of the application at the second sample (equal to RV(before) when O(observe_s=0)).
+  description: Summary of the application at the last sample (equal to RV(before) when nothing was waited for).
   returned: always
   type: dict
+waited_s:
+  description: Seconds waited for the youngest worker to reach O(observe_s) (C(0) when every worker had).
+  returned: always
+  type: float
+  sample: 0.0
 """
 
 import time
@@ -85,13 +95,15 @@ from ansible_collections.chatbot.rollback.plugins.module_utils.pm2 import (
     pm2_from_module,
     restart_growth,
     select,
+    settle_wait,
     summarize,
 )
 
 
 def checks_of(first: list[dict], second: list[dict], expected: int | None, observe_s: float, max_unstable: int,
-              name: str, daemon: bool) -> list[dict]:
-    """The three verdicts from two samples of the app's instances."""
+              name: str, daemon: bool, waited_s: float | None = None) -> list[dict]:
+    """The three verdicts from two samples of the app's instances (the same one twice when every worker was up
+    `observe_s` at the first: `waited_s` 0)."""
     before, after = summarize(first), summarize(second)
     wanted = expected if expected is not None else ">= 1"
     statuses = ", ".join(after["statuses"]) or "none"
@@ -109,7 +121,10 @@ def checks_of(first: list[dict], second: list[dict], expected: int | None, obser
     else:
         growth = restart_growth(before, after)
         bad = growth["restarts"] > 0 or growth["replaced_pids"]
-        detail = f"{growth['restarts']} restarts in {observe_s:g} s"
+        if waited_s == 0 and not bad:
+            detail = f"0 restarts in the last {observe_s:g} s (every worker up at least that long)"
+        else:
+            detail = f"{growth['restarts']} restarts in {observe_s:g} s"
         if growth["replaced_pids"]:
             detail += f"; workers replaced (pids gone: {', '.join(map(str, growth['replaced_pids']))})"
         restarts = check("pm2_restarts", "app", max(growth["restarts"], len(growth["replaced_pids"])), 0,
@@ -138,16 +153,18 @@ def main() -> None:
     pm2 = pm2_from_module(module)
     try:
         first = select(pm2.processes(), params["name"])
-        if params["observe_s"] > 0:
-            time.sleep(params["observe_s"])
+        waited = settle_wait(first, params["observe_s"], time.time() * 1000)
+        if waited > 0:
+            time.sleep(waited)
             second = select(pm2.processes(), params["name"])
         else:
             second = first
     except Pm2Error as exc:
         module.fail_json(msg=str(exc))
     checks = checks_of(first, second, params["instances"], params["observe_s"], params["max_unstable_restarts"],
-                       params["name"], pm2.daemon_running())
-    module.exit_json(changed=False, checks=checks, before=summarize(first), after=summarize(second))
+                       params["name"], pm2.daemon_running(), waited)
+    module.exit_json(changed=False, checks=checks, before=summarize(first), after=summarize(second),
+                     waited_s=round(waited, 3))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ runner artifacts (`event_data.artifact_data.verification.<host>`), never from st
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -186,3 +189,57 @@ def test_stopped_app_fails_the_app_scope_then_recovers(sandbox):
     assert health.get("status") == "ok", health
     again, _ = _verify(sandbox, verify_scope="app")
     assert again.ok, again.failures
+
+
+def _module_running(name: str) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if f"AnsiballZ_{name}.py".encode() in (entry / "cmdline").read_bytes():
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def _app_workers(sandbox) -> list[dict]:
+    return [p for p in _pm2(sandbox).processes() if p["name"] == "app"]
+
+
+def test_restart_check_waits_for_young_workers_and_catches_one_that_dies_meanwhile(sandbox):
+    """The restart check looks back on pm2's start times: workers that have been up the window need no wait,
+    freshly reloaded ones are waited for, and a worker that dies during that wait fails the check."""
+    pm2 = _pm2(sandbox)
+    pm2.run("reload", "app")
+    assert _wait_healthy(sandbox).get("status") == "ok"
+    struck: dict = {}
+
+    def kill_a_worker_while_the_check_waits():
+        deadline = time.monotonic() + 120
+        while not _module_running("pm2_health") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)  # the module is in its wait now (the workers are seconds old, the window is 20 s)
+        victim = _app_workers(sandbox)[0]["pid"]
+        struck["pid"] = victim
+        os.kill(victim, signal.SIGKILL)  # pm2 respawns it: a restart within the window
+
+    striker = threading.Thread(target=kill_a_worker_while_the_check_waits, daemon=True)
+    striker.start()
+    result, published = _verify(sandbox, verify_scope="app", verify_observe_s=20)
+    striker.join(timeout=130)
+    assert struck, "the worker was never killed"
+    restarts = _by_name(published["sandbox-app"])["pm2_restarts"]
+    assert restarts["verdict"] == "fail", restarts
+    assert str(struck["pid"]) in restarts["detail"], restarts
+    assert not result.ok
+    assert _wait_healthy(sandbox).get("status") == "ok"
+    # reloaded workers are young: the rest of the window is waited for, then the check passes
+    pm2.run("reload", "app")
+    assert _wait_healthy(sandbox).get("status") == "ok"
+    again, published = _verify(sandbox, verify_scope="app", verify_observe_s=15)
+    assert again.ok, again.failures
+    assert _by_name(published["sandbox-app"])["pm2_restarts"]["detail"] == "0 restarts in 15 s"
+    # workers up longer than the window pass at once
+    settled, published = _verify(sandbox, verify_scope="app", verify_observe_s=3)
+    assert settled.ok, settled.failures
+    assert "0 restarts in the last 3 s" in _by_name(published["sandbox-app"])["pm2_restarts"]["detail"]
