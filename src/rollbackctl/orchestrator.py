@@ -127,6 +127,26 @@ def steps_for(name: str, record: IncidentRecord) -> list[Step]:
     raise KeyError(name)
 
 
+#: The phases a zero-downtime rollback leaves out: the plan's step 2 and its undoing (step 7). The full
+#: verification of step 7 is not lost: post_verify runs it, on live traffic.
+WITHOUT_MAINTENANCE = ("maintenance_on", "maintenance_off")
+
+
+def zero_downtime(record: IncidentRecord) -> dict[str, Any] | None:
+    """The zero-downtime departure this incident's operator chose, or None (the plan's procedure)."""
+    return next((d for d in record.data.get("departures") or [] if d["id"] == "zero_downtime"), None)
+
+
+def zero_downtime_refusal(record: IncidentRecord) -> str | None:
+    """Why preflight's findings rule a zero-downtime rollback out (None: it may go on)."""
+    database = record.data["database"]
+    if zero_downtime(record) and database["restore"]:
+        return ("zero-downtime rollback refused: the database must be restored "
+                f"({database['reason'] or 'preflight decided a restore'}), which needs the plan's maintenance "
+                "window; nothing was changed - run the rollback again without --zero-downtime")
+    return None
+
+
 def skip_reason(name: str, record: IncidentRecord, check: bool) -> str | None:
     """Why a phase does not run in this rollback (None: it runs)."""
     phase = phase_table.get(name)
@@ -134,6 +154,10 @@ def skip_reason(name: str, record: IncidentRecord, check: bool) -> str | None:
     needed = data["environment"].get("rollback_needed", True)
     if phase.needs_rollback and not needed:
         return f"nothing to roll back: the platform already runs {data['to_version']}"
+    departure = zero_downtime(record)
+    if departure and name in WITHOUT_MAINTENANCE:
+        return (f"zero-downtime rollback chosen by {departure['chosen_by']}: a deliberate departure from the plan's "
+                f"{departure['step']} ({departure['why']})")
     if name == "db_restore" and not data["database"]["restore"]:
         return f"not necessary: {data['database']['reason'] or 'preflight decided no restore'}"
     if check and phase.verifies:
@@ -267,6 +291,15 @@ class Rollback:
             self.ctx.progress.phase_finished(phase, "FAILED", error)
             return ExitCode.PHASE_FAILED
         self._after(phase.name, results)
+        refusal = zero_downtime_refusal(record) if phase.name == "preflight" else None
+        if refusal:
+            record.finish_phase(phase.name, "failed", hosts_changed=hosts, changed=changed, error=refusal,
+                                artifacts=artifacts)
+            record.set_outcome("failed", f"stopped in phase {phase.name}: {refusal}",
+                               next_step_after_failure(phase.name, record))
+            record.save()
+            self.ctx.progress.phase_finished(phase, "FAILED", refusal)
+            return ExitCode.PHASE_FAILED
         record.finish_phase(phase.name, "ok", hosts_changed=hosts, changed=changed, artifacts=artifacts)
         record.save()
         self.ctx.progress.phase_finished(phase, "ok", f"changed={changed}" + (f" on {', '.join(hosts)}" if hosts

@@ -89,16 +89,29 @@ def context(project: Path, *, quiet: bool = False, runs_dir: Path | None = None)
     return Context(project=project, runs_dir=runs_dir or state_dir() / "runs", progress=Progress(quiet=quiet))
 
 
+def zero_downtime_departure(chosen_by: str) -> dict[str, str]:
+    """The record's note of a zero-downtime rollback: which step of the plan is left out, and why that is safe."""
+    return {"id": "zero_downtime", "step": "step 2 (Enable Maintenance Mode) and its undoing in step 7",
+            "what": "no maintenance window: users keep being served while pm2 reloads the cluster onto the target "
+                    "release; the application and full verifications run on the live target",
+            "why": "code-only rollback (the target shares the database schema, so nothing is restored) whose "
+                   "switch is a pm2 cluster reload",
+            "chosen_by": chosen_by, "at": utcnow()}
+
+
 def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: str, role: str,
                  consensus: Iterable[str] = (), procedure: str = "standard", database: str = "auto",
                  backup: str | None = None, incident_id: str | None = None, incidents: str | None = None,
                  issue_type: str | None = None, severity: str | None = None, fix_estimate: str | None = None,
                  triggers_report: str | None = None, check: bool = False, break_lock: bool = False,
-                 quiet: bool = False, project: Path | None = None, console: Console | None = None) -> Outcome:
+                 quiet: bool = False, project: Path | None = None, console: Console | None = None,
+                 zero_downtime: bool = False) -> Outcome:
     """Run the plan's standard rollback of `inventory` to `to_version` under decision authority.
 
     Authority is checked first: a refusal changes nothing, not even a record or a lock. Then the
     inputs, then the lock (LockHeld naming the holder), then the record and the phases.
+    `zero_downtime` leaves the plan's maintenance window out (recorded as a departure); preflight refuses it
+    when the database must be restored.
     """
     console = console or Console()
     if procedure == "emergency":
@@ -112,6 +125,10 @@ def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: st
         inputs.identifier(backup, "--backup")
     if database not in DATABASE_CHOICES:
         raise UsageError(f"--database: {database!r} is not one of {', '.join(DATABASE_CHOICES)}")
+    if zero_downtime and database == "yes":
+        raise UsageError("--zero-downtime with --database yes: a database restore needs the plan's maintenance "
+                         "window (stop writes, restore, verify, reopen); use --database auto or no, or leave "
+                         "--zero-downtime out")
     project = project or find_project()
     granted = check_authority(decided_by, role, list(consensus))
     to = check_version(to_version)
@@ -127,7 +144,8 @@ def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: st
         record = IncidentRecord.create(
             base, incident_id, mode="check" if check else "run", procedure=procedure, inventory=str(path),
             environment=path.name, reason=reason, to_version=to, authority=granted.to_dict(), database=database,
-            triggers=trigger_report, decision=decision)
+            triggers=trigger_report, decision=decision,
+            departures=[zero_downtime_departure(granted.decided_by)] if zero_downtime else ())
         if backup:
             record.data["database"]["backup_name"] = backup
         console.info(f"incident {incident_id}: rolling back {path.name} to {to} "

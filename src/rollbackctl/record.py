@@ -133,7 +133,7 @@ class IncidentRecord:
                hosts: Mapping[str, list[str]] | None = None, reason: str = "", to_version: str | None,
                authority: Mapping[str, Any], database: str = "auto", triggers: Mapping | None = None,
                decision: Mapping | None = None, phase_names: Iterable[str] = phase_table.NAMES,
-               secrets: Iterable[str] = ()) -> IncidentRecord:
+               secrets: Iterable[str] = (), departures: Iterable[Mapping[str, Any]] = ()) -> IncidentRecord:
         inputs.identifier(incident_id, "incident id")  # before any folder is made from it (wrapper and callback)
         path = Path(base) / incident_id
         if (path / "incident.json").exists():
@@ -156,6 +156,8 @@ class IncidentRecord:
             "rehearsal": None,
             "follow_up": {"root_cause": None, "tickets": [], "retry_plan": None, "notes": None},
         }
+        if departures:
+            data["departures"] = [dict(d) for d in departures]
         record = cls(path, data, secrets)
         record.tick(phase_table.CHECK_INCIDENT_REPORT, note=f"{path.name}/incident.json", at=now)
         validate(record.rendered())  # a record that could not be saved creates no folder

@@ -266,6 +266,8 @@ def _cases() -> list[Case]:
     add("run", [*BASE["run"], "--check=yes"], "--check")
     add("run", [*BASE["run"], "--quiet=1"], "--quiet")
     add("run", [*BASE["run"], "--break-lock=1"], "--break-lock")
+    add("run", [*BASE["run"], "--zero-downtime=1"], "--zero-downtime")
+    add("run", [*BASE["run"], "--zero-downtime", "--database", "yes"], "--zero-downtime")
     add("run", ["run", "standard", "-i", "@INV@"], "required")
 
     # resume

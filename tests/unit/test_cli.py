@@ -97,3 +97,14 @@ def test_an_error_prints_its_message_and_returns_its_exit_code(capsys, tmp_path,
     (tmp_path / "BROKEN" / "incident.json").write_text("{not json")
     assert main(["resume", "BROKEN"]) == ExitCode.ERROR
     assert "cannot read the incident record" in capsys.readouterr().err
+
+
+def test_zero_downtime_with_a_database_restore_is_a_usage_error_before_anything(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROLLBACKCTL_INCIDENTS_DIR", str(tmp_path / "incidents"))
+    monkeypatch.setenv("ROLLBACKCTL_STATE_DIR", str(tmp_path / "state"))
+    code = main(["run", "standard", "-i", "inventories/local", "--to", "v0.9.0", "--reason", "errors",
+                 "--decided-by", "Dana", "--role", "lead_devops_engineer", "--database", "yes", "--zero-downtime"])
+    assert code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "--zero-downtime with --database yes" in err and "maintenance window" in err and "Traceback" not in err
+    assert not (tmp_path / "incidents").exists() and not (tmp_path / "state").exists()

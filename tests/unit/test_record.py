@@ -234,3 +234,45 @@ def test_preflight_names_the_target_when_the_record_did_not_know_it(tmp_path):
     record.apply_stats({"preflight": {"from_version": "v1.0.0", "to_version": "v0.8.0"}})
     assert record.data["to_version"] == "v0.9.0"
     validate(record.data)
+
+
+def _zero_downtime_record(tmp_path) -> IncidentRecord:
+    from rollbackctl.procedures import zero_downtime_departure
+
+    return IncidentRecord.create(tmp_path, "INC-UNIT-ZD", inventory="/inv/production", reason="messaging 5xx",
+                                 to_version="v0.9.0", authority=AUTHORITY, database="auto",
+                                 departures=[zero_downtime_departure("Dana")])
+
+
+def test_a_zero_downtime_rollback_records_its_departure_and_leaves_the_maintenance_window_out(tmp_path, record):
+    from rollbackctl.orchestrator import zero_downtime_refusal
+
+    zero = _zero_downtime_record(tmp_path)
+    data = _saved(zero)
+    validate(data)
+    (departure,) = data["departures"]
+    assert departure["id"] == "zero_downtime" and departure["chosen_by"] == "Dana" and "step 2" in departure["step"]
+    for name in ("maintenance_on", "maintenance_off"):
+        reason = skip_reason(name, zero, check=False)
+        assert reason and "zero-downtime rollback chosen by Dana" in reason and "step 2" in reason, reason
+    for name in ("preflight", "app_rollback", "verify_app", "post_verify"):
+        assert skip_reason(name, zero, check=False) is None, name
+    # the plan's procedure (no departure) keeps its window and records no departures at all
+    assert "departures" not in _saved(record)
+    assert skip_reason("maintenance_on", record, check=False) is None
+    # preflight's finding decides: same schema goes on, a needed restore refuses before anything changed
+    zero.data["database"].update(restore=False, reason="the target's schema is the database's")
+    assert zero_downtime_refusal(zero) is None
+    zero.data["database"].update(restore=True, reason="target schema 1 < database schema 2")
+    refusal = zero_downtime_refusal(zero)
+    assert refusal and "schema 1 < database schema 2" in refusal and "without --zero-downtime" in refusal
+    record.data["database"].update(restore=True)
+    assert zero_downtime_refusal(record) is None
+
+
+def test_a_record_with_an_unknown_departure_is_invalid(tmp_path):
+    zero = _zero_downtime_record(tmp_path)
+    data = _saved(zero)
+    data["departures"][0]["id"] = "skip_verification"
+    with pytest.raises(RecordInvalid):
+        validate(data)

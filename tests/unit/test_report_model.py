@@ -146,3 +146,16 @@ def test_a_valid_record_the_model_cannot_read_is_a_bug_not_a_fallback(monkeypatc
     monkeypatch.setattr(model, "triggers_section", broken_section)
     with pytest.raises(KeyError):
         render_markdown(failed_run())
+
+
+def test_a_departure_from_the_plan_is_in_the_summary_of_both_reports():
+    from rollbackctl.procedures import zero_downtime_departure
+
+    record = base_record()
+    assert "Departure from the plan" not in dict(build(record).summary_rows)
+    record["departures"] = [zero_downtime_departure("Dana")]
+    view = build(record)
+    assert view.problems == []
+    line = dict(view.summary_rows)["Departure from the plan"]
+    assert line.startswith("step 2 (Enable Maintenance Mode) and its undoing in step 7 left out, chosen by Dana")
+    assert "Departure from the plan" in render_markdown(view) and "no maintenance window" in render_html(view)

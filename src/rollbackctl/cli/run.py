@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> ExitCode:
         decided_by=args.decided_by, role=args.role, consensus=args.consensus or [], database=args.database,
         backup=args.backup, incident_id=args.incident_id, incidents=args.incidents_dir, issue_type=args.issue_type,
         severity=args.severity, fix_estimate=args.fix_estimate, triggers_report=args.triggers_report,
-        check=args.check, break_lock=args.break_lock, quiet=args.quiet)
+        check=args.check, break_lock=args.break_lock, quiet=args.quiet, zero_downtime=args.zero_downtime)
     print_outcome(outcome.record)
     return outcome.code
 
@@ -82,6 +82,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     authority_options(parser)
     parser.add_argument("--database", choices=DATABASE_CHOICES, default="auto",
                         help="auto (default): restore when the target needs an older schema; yes: restore; no: never")
+    parser.add_argument("--zero-downtime", action="store_true",
+                        help="code-only rollback without the maintenance window (a recorded departure from the "
+                             "plan's step 2): pm2 reloads the cluster onto the target while users are served, and "
+                             "the verification runs on the live target; preflight refuses it when the database "
+                             "must be restored. Needs the app in pm2 cluster mode")
     parser.add_argument("--backup", metavar="NAME", type=inputs.arg(inputs.identifier, "--backup"),
                         help="backup to restore (default pre-deploy-<current release>)")
     parser.add_argument("--incident-id", metavar="ID", type=inputs.arg(inputs.identifier, "--incident-id"),

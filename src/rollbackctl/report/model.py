@@ -254,6 +254,13 @@ def _database_line(record: Record) -> str:
     return "; ".join(parts)
 
 
+def _departure_rows(record: Record) -> list[tuple[str, str]]:
+    """The steps of the plan this run left out deliberately (zero-downtime: no maintenance window)."""
+    return [("Departure from the plan",
+             f"{d['step']} left out, chosen by {d['chosen_by']} at {d['at']}: {d['what']} ({d['why']})")
+            for d in record.get("departures") or []]
+
+
 def summary_rows(record: Record) -> list[tuple[str, str]]:
     """The summary table: (field, value) pairs."""
     mode = "check (dry run: nothing changed)" if record["mode"] == "check" else record["mode"]
@@ -265,6 +272,7 @@ def summary_rows(record: Record) -> list[tuple[str, str]]:
         ("Reason", record["reason"] or DASH),
         *_authority_rows(record),
         ("Database decision", _database_line(record)),
+        *_departure_rows(record),
         ("Started", record["created_at"]),
         ("Last updated", record["updated_at"]),
         ("Recorded by", record["writer"]),
