@@ -161,6 +161,16 @@ def template_session(db, token: str) -> dict:
     return found
 
 
+def clear_sessions(db, keep: dict) -> None:
+    """Delete every session but `keep`, a thousand at a time (FerretDB's SQLite backend fails a delete
+    of more than about 32k documents at once: "too many SQL variables")."""
+    while True:
+        ids = [d["_id"] for d in db.sessions.find({"_id": {"$ne": keep["_id"]}}, {"_id": 1}).limit(1000)]
+        if not ids:
+            return
+        db.sessions.delete_many({"_id": {"$in": ids}})
+
+
 def fill_sessions(db, template: dict, target: int) -> float:
     """Add sessions until the collection holds `target`, shaped like `template`; seconds taken."""
     keyed_by_hash = template["_id"] == template["token_hash"]
@@ -258,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             client, db = database(side)
             prepare(side)
             template = template_session(db, side.token)
-            db.sessions.delete_many({"token_hash": {"$ne": template["token_hash"]}})
+            clear_sessions(db, template)
             handles.append((client, db, template))
             print(f"# {side.label}: session shape {sorted(template)}; _id is the token hash: "
                   f"{template['_id'] == template['token_hash']}", file=sys.stderr, flush=True)
