@@ -157,15 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             template = bench.template_session(db, side.token)
             sides.append(side)
             handles.append((client, db, template))
-        for count in counts:
-            for side, (_, db, template) in zip(sides, handles, strict=True):
-                seconds = bench.fill_sessions(db, template, count)
-                print(f"# {side.label}: {count} sessions ({seconds:.1f} s to add)", file=sys.stderr, flush=True)
-            for side in sides:
-                bench.measure_round(side, -1)
-            for _ in range(args.rounds):
-                for side in sides:
-                    bench.measure_round(side, count)
+        bench.measure_counts(sides, [db for _, db, _ in handles], [t for _, _, t in handles], counts, args.rounds)
         for client, _, _ in handles:
             client.close()
     finally:

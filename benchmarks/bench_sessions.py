@@ -204,6 +204,23 @@ def measure_round(side: Side, count: int) -> None:
         side.samples.setdefault((count, name), []).append(ms)
 
 
+def measure_counts(sides: list[Side], dbs: list, templates: list[dict], counts: list[int], rounds: int) -> None:
+    """At each count: fill every side's sessions up to it, log in anew, time `rounds` alternating rounds."""
+    for count in counts:
+        for side, db, template in zip(sides, dbs, templates, strict=True):
+            seconds = fill_sessions(db, template, count)
+            print(f"# {side.label}: {db.sessions.count_documents({})} sessions ({seconds:.1f} s to add)",
+                  file=sys.stderr, flush=True)
+        for side in sides:
+            # A login now: its session is the newest, stored after all the others (as a user who
+            # logs in on a busy platform); a lookup that scans finds it last.
+            side.token = login(side)
+            measure_round(side, -1)  # warm-up
+        for _ in range(rounds):
+            for side in sides:
+                measure_round(side, count)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
@@ -272,19 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             handles.append((client, db, template))
             print(f"# {side.label}: session shape {sorted(template)}; _id is the token hash: "
                   f"{template['_id'] == template['token_hash']}", file=sys.stderr, flush=True)
-        for count in counts:
-            for side, (_, db, template) in zip(sides, handles, strict=True):
-                seconds = fill_sessions(db, template, count)
-                print(f"# {side.label}: {db.sessions.count_documents({})} sessions ({seconds:.1f} s to add)",
-                      file=sys.stderr, flush=True)
-            for side in sides:
-                # A login now: its session is the newest, stored after all the others (as a user who
-                # logs in on a busy platform); a lookup that scans finds it last.
-                side.token = login(side)
-                measure_round(side, -1)  # warm-up
-            for _ in range(args.rounds):
-                for side in sides:
-                    measure_round(side, count)
+        measure_counts(sides, [db for _, db, _ in handles], [t for _, _, t in handles], counts, args.rounds)
         for client, _, _ in handles:
             client.close()
     finally:
