@@ -4,6 +4,14 @@
 # `go install github.com/FerretDB/FerretDB/cmd/ferretdb@VERSION` compiles, but the binary panics at
 # start: the module zip lacks build/version/version.txt, which FerretDB embeds at build time and
 # requires for official builds. So: download the module, copy it, write version.txt, build.
+#
+# One patch (v1.x, SQLite backend): a filter on _id alone is pushed down as
+# `WHERE _ferretdb_sjson->'$._id' = ?`, but the _id index is built on `_ferretdb_sjson->"_id"`;
+# SQLite matches index expressions by their text, so every find, update and delete by _id read the
+# whole table (EXPLAIN QUERY PLAN: SCAN). The patch spells the pushed-down expression like the index
+# (same value: `->` takes a bare label as `$.label`), and the lookup becomes an index SEARCH.
+# The build says so in its package line (`package: go-module-proxy+sqlite-id-index`), which is what
+# tells a patched binary from an unpatched one of the same version.
 set -euo pipefail
 
 usage() {
@@ -31,10 +39,11 @@ done
 
 # The output is captured before it is matched: `grep -q` exits at the first match, and under
 # pipefail the SIGPIPE that kills the still-writing binary would read as "not installed".
+package="go-module-proxy+sqlite-id-index"
 current=""
 [ -x "$output" ] && current=$("$output" --version 2>/dev/null || true)
-if [ "$force" = 0 ] && grep -q "version: ${version}\$" <<<"$current"; then
-  echo "build-ferretdb: $output is already FerretDB $version"
+if [ "$force" = 0 ] && grep -q "version: ${version}\$" <<<"$current" && grep -q "package: ${package}\$" <<<"$current"; then
+  echo "build-ferretdb: $output is already FerretDB $version ($package)"
   exit 0
 fi
 
@@ -47,7 +56,19 @@ trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 cp -r "$src_dir/." "$work/"
 chmod -R u+w "$work"
 echo "$version" > "$work/build/version/version.txt"
-echo "go-module-proxy" > "$work/build/version/package.txt"
+echo "$package" > "$work/build/version/package.txt"
+# The _id pushdown patch (see the top): refuse to build when the line is not there to patch.
+id_column="$work/internal/backends/sqlite/metadata/metadata.go"
+old_expr="IDColumn = DefaultColumn + \"->'\$._id'\""
+new_expr='IDColumn = DefaultColumn + `->"_id"`'
+grep -qF "$old_expr" "$id_column" || { echo "build-ferretdb: $id_column has no \`$old_expr\` to patch ($version)" >&2; exit 1; }
+python3 - "$id_column" "$old_expr" "$new_expr" <<'PY'
+import sys
+path, old, new = sys.argv[1:]
+text = open(path, encoding="utf-8").read()
+open(path, "w", encoding="utf-8").write(text.replace(old, new, 1))
+PY
+grep -qF "$new_expr" "$id_column" || { echo "build-ferretdb: patching $id_column failed" >&2; exit 1; }
 (cd "$work" && CGO_ENABLED=0 go build -trimpath -o "$work/ferretdb.bin" ./cmd/ferretdb)
 install -m 0755 "$work/ferretdb.bin" "$output"
 "$output" --version | sed -n 1p

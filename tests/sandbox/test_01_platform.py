@@ -5,6 +5,7 @@ Files run in name order: 01 the good release, 02 verification, 03 the bad releas
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 
@@ -72,6 +73,30 @@ def test_good_release_login_send_list_through_nginx(client, synthetic_password):
     texts = [m["text"] for m in listed.body["messages"]]
     assert "Hello, bot — ça va? 👋" in texts
     assert client.delete_message(sent.body["message"]["id"]).status == 204
+
+
+def test_sessions_are_keyed_by_their_token_hash_and_end_at_logout(client, synthetic_password, mongo):
+    login = client.login("synthetic-monitor", synthetic_password)
+    assert login.status == 200, login.body
+    digest = hashlib.sha256(login.body["token"].encode()).hexdigest()
+    session = mongo.sessions.find_one({"_id": digest})
+    assert session is not None
+    assert set(session) == {"_id", "token_hash", "user_id", "created_at", "expires_at"}
+    assert session["token_hash"] == digest
+    assert str(session["user_id"]) == login.body["user"]["id"]
+    assert client.conversations().status == 200
+    assert client.request("POST", "/api/logout").status == 204
+    assert mongo.sessions.find_one({"_id": digest}) is None
+    assert client.conversations().status == 401
+
+
+def test_seeded_conversations_index_their_messages_in_order(mongo):
+    indexes = {doc["_id"]: doc["message_ids"] for doc in mongo.conversation_messages.find({})}
+    conversations = [doc["_id"] for doc in mongo.conversations.find({}, {"_id": 1})]
+    assert len(conversations) >= 100
+    for conversation in conversations:
+        stored = mongo.messages.find({"conversation_id": conversation}, {"_id": 1}).sort([("sent_at", 1), ("_id", 1)])
+        assert indexes.get(conversation) == [m["_id"] for m in stored], conversation
 
 
 def test_seeded_data_set_is_realistic(mongo):
