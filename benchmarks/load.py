@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from .stats import USER_OPS, Request, Step, percentile, seen
 
 USER = "synthetic-monitor"
-# Of every 10 user requests: 1 login, 3 conversation lists, 6 message lists.
-MIX = ("login",) + ("conversations",) * 3 + ("messages",) * 6
+# Of every 50 user requests: 1 login, 15 conversation lists, 34 message lists (a worker also logs in again when
+# it was logged out). Each login adds a session the platform keeps for 12 hours, so logins are kept rare: the
+# platform must not be slowed by the benchmark itself more than by its users.
+MIX = ("login",) + ("conversations",) * 15 + ("messages",) * 34
 
 
 @dataclass

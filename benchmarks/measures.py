@@ -56,7 +56,9 @@ def under_load(target: Target, rate: float, operation: Callable[[], Measured]) -
 def _result(name: str, target: Target, measured: Measured, users: Seen, ok: bool, note: str = "") -> Result:
     return Result(name, target.name, ok, measured.wall, measured.cpu, users.window, users.failed, users.requests,
                   measured.forks, measured.execs, note=note,
-                  extra={"releases": list(users.releases), "app_errors": users.app_errors, "503s": users.count_503})
+                  extra={"releases": list(users.releases), "app_errors": users.app_errors, "503s": users.count_503,
+                         "failed_by_status": users.failed_by_status,
+                         "programs": dict(measured.programs.most_common(10))})
 
 
 def _rollback(name: str, target: Target, rate: float, incident: str, database: str | None) -> Result:

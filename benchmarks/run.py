@@ -58,7 +58,7 @@ def say(text: str) -> None:
 
 
 def capacity(target: Target, quick: bool) -> float:
-    seconds = 2.5 if quick else 4.0
+    seconds = 5.0 if quick else 8.0  # long enough for a platform that slows as requests queue to show it
     found = find_capacity(lambda rate: load.step(target.base_url, target.password(), rate, seconds),
                           start=4.0, factor=1.5, max_rate=300.0, max_steps=10, p95_limit=1.0)
     for s in found.steps:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The operations users send that count for what they see (/health probes the release, it is not a user).
 USER_OPS = ("login", "conversations", "messages")
@@ -80,6 +81,7 @@ class Seen:
     first_503: float | None
     last_503: float | None
     releases: tuple[str, ...]  # releases that answered, in order of first appearance
+    failed_by_status: dict = field(default_factory=dict)  # "503", "502", "401", "none" (no answer) -> count
 
 
 def seen(log: Iterable[Request], start: float = -math.inf, end: float = math.inf) -> Seen:
@@ -95,7 +97,8 @@ def seen(log: Iterable[Request], start: float = -math.inf, end: float = math.inf
     return Seen(requests=len(users), failed=sum(not r.ok and r.status != APP_ERROR for r in users),
                 app_errors=sum(r.status == APP_ERROR for r in users), count_503=len(answers_503),
                 window=(last - first) if answers_503 else 0.0, first_503=first, last_503=last,
-                releases=tuple(releases))
+                releases=tuple(releases),
+                failed_by_status=dict(Counter(str(r.status).lower() for r in users if not r.ok)))
 
 
 @dataclass(frozen=True)

@@ -140,8 +140,8 @@ class Target:
 
     def stable(self, incident: str) -> None:
         """The good release live, maintenance off: a plain rollback first when a measure left anything else."""
-        if self.health().get("version") == GOOD.lstrip("v") and not self.maintenance_on() \
-                and os.readlink(self.app_root / "current") == f"releases/{GOOD}":
+        if not self.maintenance_on() and os.readlink(self.app_root / "current") == f"releases/{GOOD}" \
+                and self.wait_version(GOOD, 30):  # a slow answer is not a wrong release
             return
         result = self.rollbackctl("run", "standard", "-i", self.inventory, "--to", GOOD, "--reason",
                                   "bench: reset between measures", "--incident-id", incident, "--break-lock",
