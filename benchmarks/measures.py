@@ -7,11 +7,12 @@ The fleet reuses them with another Target (inventory, gateway URL)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from . import load
 from .procs import Measured
@@ -40,8 +41,10 @@ class Result:
     extra: dict = field(default_factory=dict)
 
 
-def under_load(target: Target, rate: float, operation: Callable[[], Measured]) -> tuple[Measured, Seen]:
-    """Run `operation` with the load on (LEAD seconds before, TAIL after); what users saw meanwhile."""
+def under_load(target: Target, rate: float, operation: Callable[[], Measured],
+               keep: str | None = None) -> tuple[Measured, Seen]:
+    """Run `operation` with the load on (LEAD seconds before, TAIL after); what users saw meanwhile. The request
+    log goes to <state dir>/requests/<keep>.jsonl (times on the load's clock; the operation's start and end too)."""
     generator = load.LoadGenerator(target.base_url, target.password(), rate=rate,
                                    max_requests=int(rate * LOAD_BOUND) + 1, max_seconds=LOAD_BOUND)
     with generator:
@@ -50,6 +53,12 @@ def under_load(target: Target, rate: float, operation: Callable[[], Measured]) -
         measured = operation()
         end = generator.now()
         time.sleep(TAIL)
+    if keep:
+        folder = target.state_dir / "requests"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [json.dumps({"operation": {"start": start, "end": end, "rate": rate}})]
+        lines += [json.dumps(asdict(r)) for r in sorted(generator.log, key=lambda r: r.sent)]
+        (folder / f"{keep}.jsonl").write_text("\n".join(lines) + "\n")
     return measured, seen(generator.log, start, end + TAIL)
 
 
@@ -66,7 +75,7 @@ def _rollback(name: str, target: Target, rate: float, incident: str, database: s
     target.deploy_bad(migrate=database != "no")
     args = ["run", "standard", "-i", target.inventory, "--to", GOOD, "--reason", f"bench {name}",
             "--incident-id", incident, *AUTHORITY, *(["--database", database] if database else [])]
-    measured, users = under_load(target, rate, lambda: target.rollbackctl(*args))
+    measured, users = under_load(target, rate, lambda: target.rollbackctl(*args), incident)
     record = target.record(incident)
     outcome = (record.get("outcome") or {}).get("status")
     ok = measured.ok and outcome == "succeeded" and target.health().get("version") == GOOD.lstrip("v")
@@ -101,7 +110,7 @@ def app_rollback_playbook(target: Target, rate: float, incident: str) -> Result:
     target.stable(f"{incident}-RESET")
     target.deploy_bad(migrate=False)
     measured, users = under_load(target, rate, lambda: target.playbook(
-        "app_rollback.yml", {"rollback_to": GOOD, "incident_id": incident}))
+        "app_rollback.yml", {"rollback_to": GOOD, "incident_id": incident}), incident)
     ok = measured.ok and target.wait_version(GOOD, 10)
     return _result("app_rollback", target, measured, users, ok, "" if ok else measured.output[-300:])
 
@@ -139,7 +148,7 @@ def manual_procedure(target: Target, rate: float, incident: str) -> Result:
         return total
 
     try:
-        measured, users = under_load(target, rate, procedure)
+        measured, users = under_load(target, rate, procedure, incident)
         ok = measured.ok and target.wait_version(GOOD, 10)
     finally:
         _point_current(root, f"releases/{GOOD}")
@@ -184,7 +193,7 @@ def essential_work(target: Target, rate: float, incident: str) -> Result:
         parts.update(_database_essentials(target))
         return Measured(["essential"], reload.rc, sum(v for v in parts.values() if v), 0.0)
 
-    measured, users = under_load(target, rate, operation)
+    measured, users = under_load(target, rate, operation, incident)
     code = sum(parts[k] or 0 for k in ("switch", "pm2 reload", "3 probes"))
     db = [parts.get(k) for k in ("snapshot", "restore", "data check")]
     result = _result("essential", target, measured, users, measured.ok)

@@ -10,8 +10,10 @@ from .stats import Summary, fmt_ratio, ratio, summarize
 Pick = Callable[[Result], float | None]
 
 
-def _values(results: Sequence[Result], measure: str, target: str, pick: Pick, only_ok: bool = True) -> list:
-    return [pick(r) for r in results if r.measure == measure and r.target == target and (r.ok or not only_ok)]
+def _values(results: Sequence[Result], measure: str, target: str, pick: Pick) -> list:
+    """Every value measured, of runs that succeeded and of runs that failed (a failed rollback's wall and window
+    are what users lived through); the success row says how many failed. Setup failures measured nothing."""
+    return [pick(r) for r in results if r.measure == measure and r.target == target and r.wall is not None]
 
 
 def _essential(results, target, key) -> Summary:

@@ -168,9 +168,11 @@ class Target:
 
     def playbook_runs(self, incident: str) -> dict:
         """ansible-playbook processes (one artifacts folder each) and module tasks of an incident's run."""
-        # rollbackctl keeps them in its state folder (procedures.context); Sandbox in runs_dir.
+        # ansible-runner's artifacts/<ident>, ident = <incident>-<phase>-<playbook>-<time> (orchestrator); rollbackctl
+        # keeps them in its state folder (procedures.context), Sandbox in runs_dir. Phases are lower case: another
+        # incident whose id extends this one (<incident>-RESET) does not match.
         runs = sorted(p for base in (self.state_dir / "state" / "runs", self.runs_dir)
-                      for p in base.glob(f"{incident}-*") if p.is_dir())
+                      for p in (base / "artifacts").glob(f"{incident}-[a-z]*") if p.is_dir())
         tasks = 0
         for run in runs:
             for path in (run / "job_events").glob("*.json"):
