@@ -67,7 +67,8 @@ def _result(name: str, target: Target, measured: Measured, users: Seen, ok: bool
                   measured.forks, measured.execs, note=note,
                   extra={"releases": list(users.releases), "app_errors": users.app_errors, "503s": users.count_503,
                          "failed_by_status": users.failed_by_status,
-                         "programs": dict(measured.programs.most_common(10))})
+                         "programs": dict(measured.programs.most_common(10)),
+                         "lost_process_events": measured.lost_events})
 
 
 def _rollback(name: str, target: Target, rate: float, incident: str, database: str | None) -> Result:

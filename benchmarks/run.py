@@ -88,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         base_dir = current.sandbox_dir.with_name(current.sandbox_dir.name + "-base")
         targets.insert(0, Target("before", args.baseline.resolve(), base_dir, args.port_base + 100))
     started = time.monotonic()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     for target in targets:
         say(f"{target.name}: provisioning {target.sandbox_dir} from {target.checkout} (port {target.port_base}) ...")
-        provisioned = target.provision()
+        provisioned = target.provision(f"BENCH-{stamp}-PREPARE-{target.name}")
         say(f"{target.name}: sandbox up in {provisioned.wall:.0f} s")
     capacities = {t.name: capacity(t, args.quick) for t in targets}
     rate = max(1.0, 0.5 * min(capacities.values()))
     say(f"load for every measure: {rate:.1f} requests/s (half the lower capacity), on both checkouts")
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     results: list[Result] = []
 
     def each(measure: str, n: int, tag: str) -> None:

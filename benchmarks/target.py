@@ -130,9 +130,13 @@ class Target:
             time.sleep(0.2)
         return False
 
-    def provision(self) -> Measured:
-        """`rollbackctl sandbox up` (idempotent: a running sandbox is checked, not rebuilt)."""
+    def provision(self, incident: str) -> Measured:
+        """`rollbackctl sandbox up` (idempotent: a running sandbox is checked, not rebuilt). A sandbox an earlier
+        benchmark left mid-rollback (a failed verification leaves maintenance on, maybe the old data under the good
+        release) is brought back by a plain rollback first: `sandbox up` provisions, it does not repair."""
         self.incidents.mkdir(parents=True, exist_ok=True)
+        if (self.app_root / "current").is_symlink():
+            self.stable(incident)
         result = self.rollbackctl("sandbox", "up", count_processes=False, timeout=1800)
         if not result.ok:
             raise SetupFailed(f"{self.name}: sandbox up failed:\n{result.output}")
