@@ -147,9 +147,13 @@ class Target:
         if not self.maintenance_on() and os.readlink(self.app_root / "current") == f"releases/{GOOD}" \
                 and self.wait_version(GOOD, 30):  # a slow answer is not a wrong release
             return
+        # A run that failed after the switch leaves current on v0.9.0, whose pre-deploy backup (the default) does
+        # not exist: the data to go back to is the backup deploy.yml took before v1.0.0.
+        backup = f"pre-deploy-{BAD}"
+        chosen = ["--backup", backup] if (self.sandbox_dir / "backups" / f"{backup}.manifest.json").exists() else []
         result = self.rollbackctl("run", "standard", "-i", self.inventory, "--to", GOOD, "--reason",
                                   "bench: reset between measures", "--incident-id", incident, "--break-lock",
-                                  *AUTHORITY, count_processes=False)
+                                  *chosen, *AUTHORITY, count_processes=False)
         if not result.ok or not self.wait_version(GOOD):
             raise SetupFailed(f"{self.name}: could not bring the platform back to {GOOD}:\n{result.output}")
 
