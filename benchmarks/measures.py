@@ -112,8 +112,11 @@ def app_rollback_playbook(target: Target, rate: float, incident: str) -> Result:
     target.deploy_bad(migrate=False)
     measured, users = under_load(target, rate, lambda: target.playbook(
         "app_rollback.yml", {"rollback_to": GOOD, "incident_id": incident}), incident)
-    ok = measured.ok and target.wait_version(GOOD, 10)
-    return _result("app_rollback", target, measured, users, ok, "" if ok else measured.output[-300:])
+    served = target.wait_version(GOOD, 30)
+    ok = measured.ok and served
+    note = "" if ok else f"exit {measured.rc}, /health {'answers' if served else 'does not answer'} {GOOD}: " + \
+        measured.output[-300:]
+    return _result("app_rollback", target, measured, users, ok, note)
 
 
 def manual_procedure(target: Target, rate: float, incident: str) -> Result:
@@ -150,7 +153,7 @@ def manual_procedure(target: Target, rate: float, incident: str) -> Result:
 
     try:
         measured, users = under_load(target, rate, procedure, incident)
-        ok = measured.ok and target.wait_version(GOOD, 10)
+        ok = measured.ok and target.wait_version(GOOD, 30)
     finally:
         _point_current(root, f"releases/{GOOD}")
         target.pm2("reload", "app", count_processes=False)
