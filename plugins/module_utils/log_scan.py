@@ -109,17 +109,20 @@ def read_tail(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[list[str],
 
 
 def scan_lines(lines: list[str], since: datetime.datetime, patterns, zone: datetime.tzinfo | None = None,
-               all_new: bool = False) -> dict:
+               all_new: bool = False, attributed_before: datetime.datetime | None = None) -> dict:
     """The lines written since `since` that contain one of the patterns.
 
-    Returns {matches: [lines], scanned: n, timestamped: bool}. The time of a line is its pm2 prefix or that of
-    the last prefixed line before it; lines before the first prefix count as older (see the module docstring)
-    unless `all_new` (a file without any prefix that was modified since `since`).
+    Returns {matches: [lines], attributed: [lines], scanned: n, timestamped: bool}. The time of a line is its pm2
+    prefix or that of the last prefixed line before it; lines before the first prefix count as older (see the
+    module docstring) unless `all_new` (a file without any prefix that was modified since `since`). A matching
+    line written before `attributed_before` (the end of the switch or the restore: the old release's draining
+    workers, the restore window) goes to `attributed`, not to `matches`; a line without a time is never attributed.
     """
     since_s = since.astimezone(UTC).replace(microsecond=0)  # prefixes have whole seconds
+    until = attributed_before.astimezone(UTC).replace(microsecond=0) if attributed_before else None
     current: datetime.datetime | None = None
     timestamped = False
-    matches, scanned = [], 0
+    matches, attributed, scanned = [], [], 0
     for line in lines:
         stamp = line_time(line, zone)
         if stamp is not None:
@@ -130,32 +133,35 @@ def scan_lines(lines: list[str], since: datetime.datetime, patterns, zone: datet
             continue
         scanned += 1
         if any(p in line for p in patterns):
-            matches.append(line)
-    return {"matches": matches, "scanned": scanned, "timestamped": timestamped}
+            (attributed if until and current is not None and current < until else matches).append(line)
+    return {"matches": matches, "attributed": attributed, "scanned": scanned, "timestamped": timestamped}
 
 
 def scan_file(path: str, since: datetime.datetime, patterns, max_bytes: int = DEFAULT_MAX_BYTES,
-              zone: datetime.tzinfo | None = None) -> dict:
+              zone: datetime.tzinfo | None = None, attributed_before: datetime.datetime | None = None) -> dict:
     """scan_lines over the tail of a file; raises OSError when it cannot be read."""
     lines, cut = read_tail(path, max_bytes)
     mtime = datetime.datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
-    result = scan_lines(lines, since, patterns, zone)
+    result = scan_lines(lines, since, patterns, zone, attributed_before=attributed_before)
     if not result["timestamped"]:
         modified = mtime >= since.astimezone(UTC).replace(microsecond=0)
-        result = scan_lines(lines, since, patterns, zone, all_new=modified)
+        result = scan_lines(lines, since, patterns, zone, all_new=modified, attributed_before=attributed_before)
     result.update(path=path, cut=cut, modified_at=mtime.isoformat(timespec="seconds"))
     return result
 
 
 def scan(paths, since: datetime.datetime, patterns=DEFAULT_PATTERNS, max_bytes: int = DEFAULT_MAX_BYTES,
          missing_ok: bool = False, zone: datetime.tzinfo | None = None, name: str = "app_log_errors",
-         scope: str = "app") -> dict:
-    """One check over all files (value: matching lines, threshold 0) and up to 5 redacted sample lines."""
+         scope: str = "app", attributed_before: datetime.datetime | None = None) -> dict:
+    """One check over all files (value: matching lines, threshold 0) and up to 5 redacted sample lines.
+
+    Error lines written before `attributed_before` are reported (count, first sample) but not counted."""
     patterns = [p for p in patterns if p]
-    total, problems, notes, samples, files = 0, [], [], [], []
+    total, attributed, problems, notes, samples, files = 0, 0, [], [], [], []
+    attributed_sample = ""
     for path in paths:
         try:
-            result = scan_file(path, since, patterns, max_bytes, zone)
+            result = scan_file(path, since, patterns, max_bytes, zone, attributed_before)
         except FileNotFoundError:
             (notes if missing_ok else problems).append(f"{path} is missing")
             files.append({"path": path, "exists": False})
@@ -166,7 +172,11 @@ def scan(paths, since: datetime.datetime, patterns=DEFAULT_PATTERNS, max_bytes: 
             continue
         count = len(result["matches"])
         total += count
-        files.append({"path": path, "exists": True, "matches": count, "scanned": result["scanned"],
+        attributed += len(result["attributed"])
+        if result["attributed"] and not attributed_sample:
+            attributed_sample = redact(result["attributed"][0])[:SAMPLE_CHARS]
+        files.append({"path": path, "exists": True, "matches": count, "attributed": len(result["attributed"]),
+                      "scanned": result["scanned"],
                       "timestamped": result["timestamped"], "cut": result["cut"],
                       "modified_at": result["modified_at"]})
         if not result["timestamped"] and result["scanned"]:
@@ -181,6 +191,10 @@ def scan(paths, since: datetime.datetime, patterns=DEFAULT_PATTERNS, max_bytes: 
     if present:
         parts.append(f"{total} error lines since {since_text} in "
                      + ", ".join(f"{os.path.basename(f['path'])}: {f['matches']}" for f in present))
+    if attributed:
+        until = attributed_before.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        parts.append(f"{attributed} error lines before {until} attributed to the switch or the restore (the old "
+                     f"release's draining workers, the restore window), not counted: {attributed_sample}")
     parts += notes
     if not paths:
         verdict, parts = SKIP, ["no log file given"]
@@ -195,4 +209,4 @@ def scan(paths, since: datetime.datetime, patterns=DEFAULT_PATTERNS, max_bytes: 
     detail = "; ".join(parts)
     value = total if present else None
     return {"check": check(name, scope, value, 0, "lines", verdict, detail), "samples": samples, "files": files,
-            "since": since_text}
+            "since": since_text, "attributed": attributed}

@@ -35,6 +35,12 @@ options:
       - Only lines written at or after this time count, ISO 8601 (for example C(2026-01-31T12:00:00Z));
         without a zone it is UTC. Default - O(lookback_s) seconds ago.
     type: str
+  attributed_before:
+    description:
+      - Error lines written before this time (ISO 8601, as O(since)) are reported in the detail and RV(attributed)
+        but not counted against the release - the end of the release switch or of the database restore, so that
+        the old release's draining workers and the restore window are not blamed on the target.
+    type: str
   lookback_s:
     description: When O(since) is not given, how many seconds back to look.
     type: int
@@ -101,6 +107,11 @@ files:
   returned: always
   type: list
   elements: dict
+attributed:
+  description: Error lines written before O(attributed_before), reported and not counted.
+  returned: always
+  type: int
+  sample: 0
 since:
   description: The time lines were counted from (UTC).
   returned: always
@@ -125,6 +136,7 @@ def main() -> None:
         argument_spec={
             "paths": {"type": "list", "elements": "path", "required": True},
             "since": {"type": "str"},
+            "attributed_before": {"type": "str"},
             "lookback_s": {"type": "int", "default": 600},
             "patterns": {"type": "list", "elements": "str", "default": list(DEFAULT_PATTERNS)},
             "max_bytes": {"type": "int", "default": DEFAULT_MAX_BYTES},
@@ -144,8 +156,15 @@ def main() -> None:
             module.fail_json(msg=str(exc))
     else:
         since = datetime.datetime.now(UTC) - datetime.timedelta(seconds=params["lookback_s"])
+    attributed_before = None
+    if params["attributed_before"]:
+        try:
+            attributed_before = parse_since(params["attributed_before"])
+        except ValueError as exc:
+            module.fail_json(msg=f"attributed_before: {exc}")
     result = scan(params["paths"], since, params["patterns"], params["max_bytes"], params["missing_ok"],
-                  UTC if params["prefix_timezone"] == "utc" else None, params["name"])
+                  UTC if params["prefix_timezone"] == "utc" else None, params["name"],
+                  attributed_before=attributed_before)
     module.exit_json(changed=False, **result)
 
 

@@ -91,6 +91,13 @@ def _since(record: IncidentRecord) -> str:
     return record.phase("app_rollback")["started_at"] or record.data["created_at"]
 
 
+def _attributed_before(record: IncidentRecord, *phases: str) -> str:
+    """Error lines logged before the latest end of these phases (done) belong to them, not to the target: the old
+    release's workers drain during the switch, the app fails on the database while it is restored."""
+    ends = [p["ended_at"] for name in phases if (p := record.phase(name))["status"] == "ok" and p.get("ended_at")]
+    return max(ends) if ends else ""
+
+
 def steps_for(name: str, record: IncidentRecord) -> list[Step]:
     """The playbooks of one phase, with the extra vars taken from the record."""
     common = _common_vars(record)
@@ -106,7 +113,8 @@ def steps_for(name: str, record: IncidentRecord) -> list[Step]:
         return [Step("app_rollback.yml", common)]
     if name == "verify_app":
         return [Step("verify.yml", {**common, "verify_scope": "app", "verify_expected_version": to,
-                                    "verify_log_since": _since(record)})]
+                                    "verify_log_since": _since(record),
+                                    "verify_log_attributed_before": _attributed_before(record, "app_rollback")})]
     if name == "db_restore":
         return [Step("db_restore.yml", common)]
     if name == "verify_db":
@@ -115,7 +123,8 @@ def steps_for(name: str, record: IncidentRecord) -> list[Step]:
         return [Step("verify.yml", {**common, "verify_scope": "db",
                                     "verify_expected_schema": data["database"]["target_schema"],
                                     "verify_backup_manifest": manifest or ""})]
-    full = {**common, "verify_scope": "full", "verify_expected_version": to, "verify_log_since": _since(record)}
+    full = {**common, "verify_scope": "full", "verify_expected_version": to, "verify_log_since": _since(record),
+            "verify_log_attributed_before": _attributed_before(record, "app_rollback", "db_restore")}
     if name == "maintenance_off":
         return [Step("verify.yml", full), Step("maintenance.yml", {**common, "maintenance_state": "off"})]
     if name == "post_verify":

@@ -101,7 +101,7 @@ def test_since_within_a_second_keeps_that_second():
 
 def test_nothing_new_means_nothing_scanned():
     result = scan_lines(LOG, SINCE + datetime.timedelta(hours=1), DEFAULT_PATTERNS, UTC)
-    assert result == {"matches": [], "scanned": 0, "timestamped": True}
+    assert result == {"matches": [], "attributed": [], "scanned": 0, "timestamped": True}
 
 
 def test_lines_without_any_prefix_count_only_when_all_new():
@@ -240,3 +240,27 @@ def test_redact_removes_secrets(line, secret):
 )
 def test_redact_leaves_ordinary_lines_alone(line):
     assert redact(line) == line
+
+
+# ---- attribution ----------------------------------------------------------------------------------
+
+def test_error_lines_before_the_end_of_the_switch_are_attributed_not_counted(tmp_path):
+    log = tmp_path / "app-err.log"
+    log.write_text("2026-01-31T12:00:05: TypeError: old release draining (password=hunter2)\n"
+                   "    at serialize (v1.0.0/src/messages.js:10)\n"
+                   "2026-01-31T12:00:30: TypeError: the target fails\n")
+    until = SINCE + datetime.timedelta(seconds=20)
+    lines = log.read_text().splitlines()
+    result = scan_lines(lines, SINCE, DEFAULT_PATTERNS, UTC, attributed_before=until)
+    assert result["matches"] == [lines[2]] and result["attributed"] == [lines[0]]
+    found = scan([str(log)], SINCE, DEFAULT_PATTERNS, zone=UTC, attributed_before=until)
+    check = found["check"]
+    assert (check["value"], check["verdict"], found["attributed"]) == (1, "fail", 1)
+    assert "1 error lines before 2026-01-31T12:00:20Z attributed to the switch or the restore" in check["detail"]
+    assert "hunter2" not in check["detail"]
+    # only the old release's lines: the target passes, and the detail still says what was seen
+    log.write_text(lines[0] + "\n")
+    calm = scan([str(log)], SINCE, DEFAULT_PATTERNS, zone=UTC, attributed_before=until)["check"]
+    assert (calm["value"], calm["verdict"]) == (0, "pass") and "attributed" in calm["detail"]
+    # without a boundary every line counts, as before
+    assert scan([str(log)], SINCE, DEFAULT_PATTERNS, zone=UTC)["check"]["value"] == 1

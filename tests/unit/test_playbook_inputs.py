@@ -37,6 +37,7 @@ VALID = {
     "backup": "pre-deploy-v1.0.0", "database": "auto", "maintenance_state": "on", "verify_scope": "db",
     "notify_event": "rollback_started", "procedure": "standard", "verify_expected_schema": "2",
     "verify_observe_s": 1.5, "log_lines": "2000", "verify_log_since": "2026-01-31T12:00:00Z",
+    "verify_log_attributed_before": "2026-01-31T12:01:00+00:00",
     "incident_logs_dir": "/srv/incidents/INC-1/logs",
     "verify_backup_manifest": "/srv/backups/pre-deploy-v1.0.0.manifest.json",
     "reason": "messaging returns 5xx\nsince 10:02", "decided_by": "Dana Ops", "decided_by_role": "lead-devops-engineer",

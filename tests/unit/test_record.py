@@ -276,3 +276,17 @@ def test_a_record_with_an_unknown_departure_is_invalid(tmp_path):
     data["departures"][0]["id"] = "skip_verification"
     with pytest.raises(RecordInvalid):
         validate(data)
+
+
+def test_the_verifications_attribute_errors_logged_during_the_switch_and_the_restore(record):
+    assert steps_for("verify_app", record)[0].extravars["verify_log_attributed_before"] == ""
+    record.start_phase("app_rollback", at="2026-11-28T10:00:00Z")
+    record.finish_phase("app_rollback", "ok", at="2026-11-28T10:01:00Z")
+    app = steps_for("verify_app", record)[0].extravars
+    assert (app["verify_log_since"], app["verify_log_attributed_before"]) == ("2026-11-28T10:00:00Z",
+                                                                              "2026-11-28T10:01:00Z")
+    record.start_phase("db_restore", at="2026-11-28T10:02:00Z")
+    record.finish_phase("db_restore", "ok", at="2026-11-28T10:03:30Z")
+    for name in ("maintenance_off", "post_verify"):
+        full = steps_for(name, record)[0].extravars
+        assert full["verify_log_attributed_before"] == "2026-11-28T10:03:30Z", name
