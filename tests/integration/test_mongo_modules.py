@@ -17,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import ansible_runner
@@ -34,6 +33,8 @@ from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_backup impo
 from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import connect
 from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import database_facts
 from bson import Binary, Int64, ObjectId
+
+from tests.ferretdb_server import FerretDBError, ferretdb
 
 PROJECT = Path(__file__).resolve().parents[2]
 DATABASE = "chatbot-platform"
@@ -56,41 +57,15 @@ def _uri(port: int, database: str = DATABASE) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A fresh FerretDB (SQLite backend, authentication on) on a free port; killed at teardown."""
-    binary = shutil.which("ferretdb")
-    if not binary:
-        pytest.fail("ferretdb is not installed (scripts/install-deps.sh installs it)")
-    root = tmp_path_factory.mktemp("ferretdb")
-    (root / "data").mkdir()
-    (root / "state").mkdir()
-    port = _free_port()
-    log = (root / "ferretdb.log").open("w")
-    proc = subprocess.Popen(
-        [binary, "--handler=sqlite", f"--sqlite-url=file:{root / 'data'}/", f"--state-dir={root / 'state'}",
-         f"--listen-addr=127.0.0.1:{port}", "--debug-addr=-", "--telemetry=disable", "--log-level=error",
-         "--test-enable-new-auth", f"--setup-database={DATABASE}", f"--setup-username={USER}",
-         f"--setup-password={PASSWORD}"],
-        stdout=log, stderr=subprocess.STDOUT)
-    client = pymongo.MongoClient(_uri(port), serverSelectionTimeoutMS=500)
     try:
-        deadline = time.monotonic() + 20
-        while True:
+        with ferretdb(tmp_path_factory.mktemp("ferretdb"), database=DATABASE, user=USER, password=PASSWORD) as fdb:
+            client = pymongo.MongoClient(fdb.uri, serverSelectionTimeoutMS=500)
             try:
-                client.get_database(DATABASE).list_collection_names()
-                break
-            except pymongo.errors.PyMongoError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"FerretDB did not start: {(root / 'ferretdb.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield {"port": port, "uri": _uri(port), "client": client, "db": client.get_database(DATABASE)}
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+                yield {"port": fdb.port, "uri": fdb.uri, "client": client, "db": client.get_database(DATABASE)}
+            finally:
+                client.close()
+    except FerretDBError as exc:
+        pytest.fail(str(exc))
 
 
 def load_data(db) -> None:
