@@ -3,7 +3,7 @@
 Two engines make the same artifact, `mongodump --archive=F --gzip`'s format:
 
 - `pymongo` writes the archive itself (mongo_archive.py): collections in name order, documents in
-  `_id` order, indexes from listIndexes, options from listCollections. Works where the MongoDB
+  natural order (as mongodump), indexes from listIndexes, options from listCollections. Works where the MongoDB
   database tools are not installed.
 - `mongodump` runs the real tool. The URI goes to it through a `--config` file readable by its owner
   only, so the password is never in a process list.
@@ -335,7 +335,7 @@ def write_archive(client, database: str, fileobj) -> dict:
 
     Returns {sha256, size, facts}: the sha256 and size of the bytes written to fileobj and the facts of
     every collection (as archive_facts() reads them back) computed from the documents as they went into
-    the archive; facts is None when a collection came out of _id order (then read the archive back).
+    the archive.
     """
     db = client.get_database(database)
     infos = sorted((info for info in db.list_collections() if is_user_collection(info["name"])),
@@ -356,27 +356,26 @@ def write_archive(client, database: str, fileobj) -> dict:
     version = server_version(client)
     writer = ArchiveWriter(out, server_version=version, tool_version=tool_version())
     writer.write_prelude(entries)
-    facts: dict | None = {}
+    facts = {}
     for entry in entries:
         if entry.type == "view":
             writer.write_collection(database, entry.collection, ())
             continue
         raw = db.get_collection(entry.collection, codec_options=CodecOptions(document_class=RawBSONDocument))
-        hasher = OrderedHasher(spool=False)
-        docs = (hasher.add(doc.raw) or doc.raw for doc in raw.find({}, sort=[("_id", 1)], batch_size=1000))
+        # Natural order, as mongodump dumps (a server sort by _id costs FerretDB twice the time); the hasher
+        # sorts by _id itself when the documents do not come in that order.
+        hasher = OrderedHasher()
+        docs = (hasher.add(doc.raw) or doc.raw for doc in raw.find({}, batch_size=1000))
         writer.write_collection(database, entry.collection, docs)
-        if facts is not None and not hasher.out_of_order:
-            metadata = parse_metadata(entry.metadata)
-            facts[entry.collection] = {
-                "count": hasher.count,
-                "indexes": normalize_indexes(metadata.get("indexes", [])),
-                "options": normalize_options(metadata.get("options", {})),
-                "content_sha256": hasher.hexdigest(),
-            }
-        else:
-            facts = None
+        metadata = parse_metadata(entry.metadata)
+        facts[entry.collection] = {
+            "count": hasher.count,
+            "indexes": normalize_indexes(metadata.get("indexes", [])),
+            "options": normalize_options(metadata.get("options", {})),
+            "content_sha256": hasher.hexdigest(),
+        }
     writer.close()
-    return {"sha256": out.sha256.hexdigest(), "size": out.size, "facts": facts and {
+    return {"sha256": out.sha256.hexdigest(), "size": out.size, "facts": {
         "database": database, "server_version": version or "", "tool_version": tool_version(),
         "collections": dict(sorted(facts.items()))}}
 
@@ -438,10 +437,12 @@ def _source_database(reader: ArchiveReader) -> str:
     return databases[0] if databases else ""
 
 
-def _insert(docs, target) -> int:
-    """insert_many raw documents in batches; how many."""
+def _insert(docs, target, hasher=None) -> int:
+    """insert_many raw documents in batches (each also added to the hasher when given); how many."""
     batch, size, count = [], 0, 0
     for raw in docs:
+        if hasher is not None:
+            hasher.add(raw)
         batch.append(RawBSONDocument(raw))
         size += len(raw)
         count += 1
@@ -490,7 +491,8 @@ def restore(uri: str, archive: str, target_db: str | None = None, drop_extra_col
     limits the restore to those names (the others are left as they are). drop_extra_collections also
     drops the target's collections that the archive lacks, which `mongorestore --drop` leaves.
     Returns {engine, database, restored: {name: count}, indexes: {name: [names]}, dropped: [...],
-    skipped: [...]}.
+    skipped: [...], streamed: {name: {count, content_sha256}}}; streamed (pymongo engine only) holds the
+    facts of the documents inserted, hashed as they were read from the archive (see restored_facts()).
     """
     if client is None:
         raise BackupError("restore needs a connected client")
@@ -498,7 +500,7 @@ def restore(uri: str, archive: str, target_db: str | None = None, drop_extra_col
     engine_name, tool = resolve_engine(engine, "mongorestore")
     db = client.get_database(target_db)
     result = {"engine": engine_name, "database": target_db, "restored": {}, "indexes": {}, "dropped": [],
-              "skipped": []}
+              "skipped": [], "streamed": {}}
     wanted = set(collections) if collections is not None else None
     try:
         with open(archive, "rb") as handle:
@@ -531,7 +533,9 @@ def _restore_pymongo(reader: ArchiveReader, db, selected: set[str], result: dict
         options = metadata.get("options") or {}
         db.command(SON([("create", name), *options.items()]))
         target = db.get_collection(name, codec_options=CodecOptions(document_class=RawBSONDocument))
-        result["restored"][name] = _insert(docs, target)
+        hasher = OrderedHasher()
+        result["restored"][name] = _insert(docs, target, hasher)
+        result["streamed"][name] = {"count": hasher.count, "content_sha256": hasher.hexdigest()}
         result["indexes"][name] = _create_indexes(db, name, metadata)
 
 

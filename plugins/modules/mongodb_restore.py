@@ -50,6 +50,19 @@ options:
     description: Compare the target with the manifest after restoring and fail on any difference.
     type: bool
     default: true
+  verify_method:
+    description:
+      - How O(verify) compares the target with the manifest after restoring.
+      - V(stream) does not read the restored documents back. Each restored collection's documents are hashed
+        as they are read from the archive and inserted (every insert acknowledged by the server), and must give
+        the manifest's content hash; the server's document count (collStats), indexes and options must be the
+        manifest's. Collections not restored keep the facts compared before. With the V(mongorestore) engine,
+        and for the sessions collection under O(live_sessions=keep), the collection is read back.
+      - V(read_back) reads the whole target back and compares counts, indexes and content hashes, as a later
+        verification (C(mongodb_snapshot) with C(compare_to)) does.
+    type: str
+    choices: [stream, read_back]
+    default: stream
   current_manifest:
     description:
       - Manifest of a dump of the target database taken just before, with the writers stopped (the
@@ -199,6 +212,7 @@ from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot im
     counts,
     database_facts,
     differing_collections,
+    restored_facts,
 )
 
 try:
@@ -251,6 +265,7 @@ def main() -> None:
         drop_extra_collections={"type": "bool", "default": True},
         engine={"type": "str", "default": "auto", "choices": list(RESTORE_ENGINES)},
         verify={"type": "bool", "default": True},
+        verify_method={"type": "str", "default": "stream", "choices": ["stream", "read_back"]},
         current_manifest={"type": "path"},
         live_sessions={"type": "str", "default": "restore", "choices": list(POLICIES)},
         sessions_collection={"type": "str", "default": "sessions"},
@@ -303,7 +318,12 @@ def main() -> None:
         if candidates is not None:
             result["sessions"] = {"policy": "keep", **policy.merge(db, *candidates)}
         if params["verify"]:
-            after = database_facts(db, exclude={policy.sessions: policy.exclusion(db)} if policy else None)
+            exclude = {policy.sessions: policy.exclusion(db)} if policy else None
+            if params["verify_method"] == "stream":
+                untouched = {name: fact for name, fact in before.items() if name not in done["restored"]}
+                after = restored_facts(db, done.get("streamed", {}), untouched, exclude)
+            else:
+                after = database_facts(db, exclude=exclude)
             result["after"] = counts(after)
             result["verify_differences"] = compare(expected, after, ignore_extra=not drop_extra)
             if result["verify_differences"]:
