@@ -68,6 +68,7 @@ options:
       - Manifest of a dump of the target database taken just before, with the writers stopped (the
         pre-restore snapshot). Its facts stand for the target's current state, so the target is not read a
         second time to decide what to restore. The comparison after the restore (O(verify)) still reads it.
+      - It must describe the target as it is now; a dump from before an interrupted restore does not.
       - When not given, the target is read and compared with the backup.
     type: path
   live_sessions:
