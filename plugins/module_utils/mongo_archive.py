@@ -58,6 +58,8 @@ _INT32 = struct.Struct("<i")
 _UINT32 = struct.Struct("<I")
 _MASK64 = (1 << 64) - 1
 SPOOL_MEMORY = 32 * 1024 * 1024
+WRITE_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 
 
 class ArchiveError(Exception):
@@ -88,7 +90,7 @@ _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def _crc_update(crc: int, data) -> int:
-    """Feed bytes to an inverted (running) CRC register."""
+    """Feed bytes to an inverted (running) CRC register (the pure-Python implementation)."""
     t0, t1, t2, t3, t4, t5, t6, t7 = _T
     view = memoryview(data)
     head = len(view) - len(view) % 8 if _LITTLE_ENDIAN else 0
@@ -102,24 +104,56 @@ def _crc_update(crc: int, data) -> int:
     return crc
 
 
+def crc64_python(data, value: int = 0) -> int:
+    """CRC-64/ECMA of data, continuing from the CRC `value` of the bytes before it (pure Python)."""
+    return _crc_update(value ^ _MASK64, data) ^ _MASK64
+
+
+# The same CRC in C (crcmod-plus, a compiled extension) where it is installed; the managed host may
+# lack it, then the pure-Python code above gives the same values (tests check that they agree).
+try:
+    import crcmod as _crcmod
+
+    _crc64_c = _crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=_MASK64)
+    if _crc64_c(b"123456789") != 0x995DC9BBDF1939FA:  # pragma: no cover - a broken build
+        raise ImportError("crcmod gives a wrong CRC-64/ECMA check value")
+except ImportError:  # pragma: no cover - depends on the managed host
+    _crc64_c = None
+
+
+def crc64_c(data, value: int = 0) -> int:
+    """CRC-64/ECMA through crcmod-plus's C extension (ImportError when it is not installed)."""
+    if _crc64_c is None:
+        raise ImportError("crcmod-plus is not installed")
+    return _crc64_c(data, value)
+
+
+CRC_IMPLEMENTATION = "crcmod" if _crc64_c is not None else "python"
+_crc64_update = _crc64_c or crc64_python
+
+
 class Crc64:
     """Running CRC-64/ECMA (Go's crc64.New(crc64.MakeTable(crc64.ECMA)))."""
 
-    __slots__ = ("_crc",)
+    __slots__ = ("_update", "value")
 
-    def __init__(self) -> None:
-        self._crc = _MASK64
+    def __init__(self, implementation: str | None = None) -> None:
+        self.value = 0
+        if implementation is None:
+            self._update = _crc64_update
+        elif implementation == "python":
+            self._update = crc64_python
+        elif implementation == "crcmod":
+            self._update = crc64_c
+        else:
+            raise ValueError(f"unknown CRC implementation {implementation!r}")
 
     def update(self, data) -> None:
-        self._crc = _crc_update(self._crc, data)
-
-    @property
-    def value(self) -> int:
-        return self._crc ^ _MASK64
+        self.value = self._update(data, self.value)
 
 
-def crc64(data) -> int:
-    crc = Crc64()
+def crc64(data, implementation: str | None = None) -> int:
+    crc = Crc64(implementation)
     crc.update(data)
     return crc.value
 
@@ -270,12 +304,25 @@ class ArchiveWriter:
         count = 0
         crc = state["crc"]
         write = self._out.write
+        # Documents go out in chunks of about WRITE_CHUNK bytes: one CRC update and one (compressed) write
+        # per chunk instead of per document. The bytes written are the same.
+        chunk: list[bytes] = []
+        size = 0
         for raw in docs:
             raw = bytes(raw)
             _check_document(raw)
-            write(raw)
-            crc.update(raw)
+            chunk.append(raw)
+            size += len(raw)
             count += 1
+            if size >= WRITE_CHUNK:
+                data = b"".join(chunk)
+                write(data)
+                crc.update(data)
+                chunk, size = [], 0
+        if chunk:
+            data = b"".join(chunk)
+            write(data)
+            crc.update(data)
         state["count"] += count
         return count
 
@@ -369,6 +416,7 @@ class ArchiveReader:
     def __init__(self, fileobj, *, verify_crc: bool = True) -> None:
         _require_bson()
         self.verify_crc = verify_crc
+        self._buf, self._pos = b"", 0
         start = self._raw_read(fileobj, 4)
         self.compressed = start[:2] == GZIP_MAGIC
         if self.compressed:
@@ -427,15 +475,33 @@ class ArchiveReader:
         return b"".join(chunks)
 
     def _read_exact(self, size: int, what: str, allow_eof: bool = False) -> bytes:
+        # The decompressed stream is read in chunks of READ_CHUNK bytes, documents are cut from the chunk.
+        pos = self._pos
+        end = pos + size
+        if end <= len(self._buf):
+            self._pos = end
+            return self._buf[pos:end]
+        parts = [self._buf[pos:]]
+        have = len(parts[0])
         try:
-            data = self._raw_read(self._in, size)
+            while have < size:
+                chunk = self._in.read(max(READ_CHUNK, size - have))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                have += len(chunk)
         except EOFError:
             raise ArchiveError(f"truncated archive: the compressed stream ends inside {what}") from None
         except (gzip.BadGzipFile, zlib.error, OSError) as exc:
             raise ArchiveError(f"corrupt archive: gzip error in {what}: {exc}") from None
-        if len(data) != size and not (allow_eof and not data):
+        data = b"".join(parts)
+        if have < size:
+            self._buf, self._pos = b"", 0
+            if allow_eof and not data:
+                return b""
             raise ArchiveError(f"truncated archive: the stream ends inside {what}")
-        return data
+        self._buf, self._pos = data, size
+        return data[:size]
 
     def _read_item(self, what: str, allow_eof: bool = False) -> bytes | bool | None:
         """The next BSON document, None for a terminator, False for a clean end (when allowed)."""

@@ -3,18 +3,21 @@
 Two engines make the same artifact, `mongodump --archive=F --gzip`'s format:
 
 - `pymongo` writes the archive itself (mongo_archive.py): collections in name order, documents in
-  `_id` order, indexes from listIndexes, options from listCollections. Works where the MongoDB
+  natural order (as mongodump), indexes from listIndexes, options from listCollections. Works where the MongoDB
   database tools are not installed.
 - `mongodump` runs the real tool. The URI goes to it through a `--config` file readable by its owner
   only, so the password is never in a process list.
 
 Either engine's archive restores with either restore engine (`pymongo`, `mongorestore`).
 
-The manifest is built from the archive as written (read back), never from what the engine meant to
-write: {format, archive, sha256, size, created_at, engine, tool_version, database, server_version,
-release, labels, collections: {name: {count, indexes, options, content_sha256}}}. Archive X.archive.gz
-has manifest X.manifest.json beside it; both are mode 0600 and appear atomically (written to a
-temporary name, then renamed).
+The manifest is built from the archive as written, never from what the engine meant to write: for
+mongodump by reading the archive back; for the pymongo engine from the bytes it wrote as it wrote them
+(the sha256 of the compressed stream, checked against the file on disk, and each collection's facts from
+the documents that went into the stream), so the data is read once. Its fields: {format, archive,
+sha256, size, created_at, engine, tool_version, database, server_version, release, labels,
+collections: {name: {count, indexes, options, content_sha256}}}. Archive X.archive.gz has manifest
+X.manifest.json beside it; both are mode 0600 and appear atomically (written to a temporary name, then
+renamed).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_archive imp
     ArchiveReader,
     ArchiveWriter,
     CollectionEntry,
+    metadata_json,
+    parse_metadata,
 )
 from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import (
     database_name,
@@ -41,9 +46,12 @@ from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common impo
     uri_without_database,
 )
 from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import (
+    OrderedHasher,
     archive_facts,
     compare,
     is_user_collection,
+    normalize_indexes,
+    normalize_options,
 )
 
 try:
@@ -168,13 +176,24 @@ def read_archive_facts(path: str) -> dict:
 
 
 def build_manifest(archive: str, *, engine: str, database: str, release: str | None = None,
-                   labels: dict | None = None) -> dict:
-    """The manifest of an archive, from the archive itself (read back and checked)."""
+                   labels: dict | None = None, written: dict | None = None) -> dict:
+    """The manifest of an archive.
+
+    From the archive itself (read back and checked), or from `written`: what the pymongo engine
+    computed from the very bytes it wrote ({sha256, size, facts}); the file on disk is then hashed
+    again and must give the same sha256 (no second pass through the documents).
+    """
     sha256, size = file_sha256(archive)
-    try:
-        facts = read_archive_facts(archive)
-    except ArchiveError as exc:
-        raise BackupError(f"the archive just written does not read back: {exc}") from None
+    if written is not None:
+        if (sha256, size) != (written["sha256"], written["size"]):
+            raise BackupError(f"the archive on disk (sha256 {sha256}, {size} bytes) is not what was written "
+                              f"(sha256 {written['sha256']}, {written['size']} bytes)")
+        facts = written["facts"]
+    else:
+        try:
+            facts = read_archive_facts(archive)
+        except ArchiveError as exc:
+            raise BackupError(f"the archive just written does not read back: {exc}") from None
     if facts["database"] not in (None, database):
         raise BackupError(f"the archive holds database {facts['database']!r}, not {database!r}")
     return {
@@ -193,8 +212,14 @@ def build_manifest(archive: str, *, engine: str, database: str, release: str | N
     }
 
 
-def check(manifest_path: str) -> list[str]:
-    """Problems of a backup (empty list: intact). Reads the whole archive; needs no server."""
+def check(manifest_path: str, content: bool = True) -> list[str]:
+    """Problems of a backup (empty list: intact); needs no server.
+
+    With content=True the whole archive is read (CRCs, gzip checksum) and every collection's facts are
+    recomputed and compared with the manifest. With content=False only the archive's size and sha256 are
+    compared: an archive with the manifest's sha256 is byte for byte the one the manifest was made from
+    (and checked against) when it was written, so reading its documents again tells nothing more.
+    """
     try:
         manifest = load_manifest(manifest_path)
     except BackupError as exc:
@@ -210,6 +235,8 @@ def check(manifest_path: str) -> list[str]:
     if sha256 != manifest.get("sha256"):
         problems.append(f"archive {archive} has sha256 {sha256}, the manifest says {manifest.get('sha256')}: "
                         "tampered or corrupt")
+    if not content:
+        return problems
     try:
         facts = read_archive_facts(archive)
     except ArchiveError as exc:
@@ -286,8 +313,30 @@ def _plain(doc) -> SON:
     return SON((key, _plain(value) if isinstance(value, dict) else value) for key, value in doc.items())
 
 
-def write_archive(client, database: str, fileobj) -> dict[str, int]:
-    """The pymongo engine: the database as an archive on fileobj; document count per collection."""
+class _HashingWriter:
+    """A binary file object that also hashes (sha256) and counts what goes through it."""
+
+    def __init__(self, fileobj) -> None:
+        self._file = fileobj
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+
+def write_archive(client, database: str, fileobj) -> dict:
+    """The pymongo engine: the database as an archive on fileobj.
+
+    Returns {sha256, size, facts}: the sha256 and size of the bytes written to fileobj and the facts of
+    every collection (as archive_facts() reads them back) computed from the documents as they went into
+    the archive.
+    """
     db = client.get_database(database)
     infos = sorted((info for info in db.list_collections() if is_user_collection(info["name"])),
                    key=lambda info: info["name"])
@@ -299,21 +348,36 @@ def write_archive(client, database: str, fileobj) -> dict[str, int]:
                               "engine does not dump; use the mongodump engine")
         indexes = [] if kind == "view" else [_plain(index) for index in
                                              db.get_collection(info["name"]).list_indexes()]
-        metadata = {"options": _plain(info.get("options") or {}), "indexes": indexes,
-                    "uuid": _uuid_hex(info), "type": kind}
-        entries.append(CollectionEntry(database, info["name"], metadata, kind))
-    writer = ArchiveWriter(fileobj, server_version=server_version(client), tool_version=tool_version())
+        # The metadata as the archive stores it (Extended JSON text), so that the facts below are those a
+        # reader of the archive computes.
+        text = metadata_json(info["name"], indexes, _plain(info.get("options") or {}), _uuid_hex(info), kind)
+        entries.append(CollectionEntry(database, info["name"], text, kind))
+    out = _HashingWriter(fileobj)
+    version = server_version(client)
+    writer = ArchiveWriter(out, server_version=version, tool_version=tool_version())
     writer.write_prelude(entries)
-    counts = {}
+    facts = {}
     for entry in entries:
         if entry.type == "view":
-            counts[entry.collection] = writer.write_collection(database, entry.collection, ())[0]
+            writer.write_collection(database, entry.collection, ())
             continue
         raw = db.get_collection(entry.collection, codec_options=CodecOptions(document_class=RawBSONDocument))
-        docs = (doc.raw for doc in raw.find({}, sort=[("_id", 1)], batch_size=1000))
-        counts[entry.collection] = writer.write_collection(database, entry.collection, docs)[0]
+        # Natural order, as mongodump dumps (a server sort by _id costs FerretDB twice the time); the hasher
+        # sorts by _id itself when the documents do not come in that order.
+        hasher = OrderedHasher()
+        docs = (hasher.add(doc.raw) or doc.raw for doc in raw.find({}, batch_size=1000))
+        writer.write_collection(database, entry.collection, docs)
+        metadata = parse_metadata(entry.metadata)
+        facts[entry.collection] = {
+            "count": hasher.count,
+            "indexes": normalize_indexes(metadata.get("indexes", [])),
+            "options": normalize_options(metadata.get("options", {})),
+            "content_sha256": hasher.hexdigest(),
+        }
     writer.close()
-    return counts
+    return {"sha256": out.sha256.hexdigest(), "size": out.size, "facts": {
+        "database": database, "server_version": version or "", "tool_version": tool_version(),
+        "collections": dict(sorted(facts.items()))}}
 
 
 def dump(uri: str, dest: str, engine: str = "auto", *, client=None, release: str | None = None,
@@ -331,13 +395,14 @@ def dump(uri: str, dest: str, engine: str = "auto", *, client=None, release: str
     if os.path.lexists(partial):
         os.unlink(partial)
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    written = None
     try:
         if engine_name == "pymongo":
             if client is None:
                 raise BackupError("the pymongo engine needs a connected client")
             with os.fdopen(fd, "wb") as handle:
                 try:
-                    write_archive(client, database, handle)
+                    written = write_archive(client, database, handle)
                 except PyMongoError as exc:
                     raise BackupError(f"dumping {database} failed: {scrub(str(exc), uri)}") from None
                 handle.flush()
@@ -355,7 +420,8 @@ def dump(uri: str, dest: str, engine: str = "auto", *, client=None, release: str
             os.unlink(partial)
         raise
     try:
-        manifest = build_manifest(dest, engine=engine_name, database=database, release=release, labels=labels)
+        manifest = build_manifest(dest, engine=engine_name, database=database, release=release, labels=labels,
+                                  written=written if written and written["facts"] else None)
         write_json_atomic(manifest_path_for(dest), manifest)
     except BaseException:  # an archive without its manifest is no backup, and would block the next attempt
         if os.path.lexists(dest):
@@ -371,10 +437,12 @@ def _source_database(reader: ArchiveReader) -> str:
     return databases[0] if databases else ""
 
 
-def _insert(docs, target) -> int:
-    """insert_many raw documents in batches; how many."""
+def _insert(docs, target, hasher=None) -> int:
+    """insert_many raw documents in batches (each also added to the hasher when given); how many."""
     batch, size, count = [], 0, 0
     for raw in docs:
+        if hasher is not None:
+            hasher.add(raw)
         batch.append(RawBSONDocument(raw))
         size += len(raw)
         count += 1
@@ -423,7 +491,8 @@ def restore(uri: str, archive: str, target_db: str | None = None, drop_extra_col
     limits the restore to those names (the others are left as they are). drop_extra_collections also
     drops the target's collections that the archive lacks, which `mongorestore --drop` leaves.
     Returns {engine, database, restored: {name: count}, indexes: {name: [names]}, dropped: [...],
-    skipped: [...]}.
+    skipped: [...], streamed: {name: {count, content_sha256}}}; streamed (pymongo engine only) holds the
+    facts of the documents inserted, hashed as they were read from the archive (see restored_facts()).
     """
     if client is None:
         raise BackupError("restore needs a connected client")
@@ -431,7 +500,7 @@ def restore(uri: str, archive: str, target_db: str | None = None, drop_extra_col
     engine_name, tool = resolve_engine(engine, "mongorestore")
     db = client.get_database(target_db)
     result = {"engine": engine_name, "database": target_db, "restored": {}, "indexes": {}, "dropped": [],
-              "skipped": []}
+              "skipped": [], "streamed": {}}
     wanted = set(collections) if collections is not None else None
     try:
         with open(archive, "rb") as handle:
@@ -464,7 +533,9 @@ def _restore_pymongo(reader: ArchiveReader, db, selected: set[str], result: dict
         options = metadata.get("options") or {}
         db.command(SON([("create", name), *options.items()]))
         target = db.get_collection(name, codec_options=CodecOptions(document_class=RawBSONDocument))
-        result["restored"][name] = _insert(docs, target)
+        hasher = OrderedHasher()
+        result["restored"][name] = _insert(docs, target, hasher)
+        result["streamed"][name] = {"count": hasher.count, "content_sha256": hasher.hexdigest()}
         result["indexes"][name] = _create_indexes(db, name, metadata)
 
 
@@ -512,7 +583,7 @@ def supersede(manifest_path: str, manifest: dict) -> dict[str, str]:
         raise BackupError(f"cannot move {archive} aside: {new_archive} already exists")
     os.link(archive, new_archive)
     write_json_atomic(new_manifest, {**manifest, "archive": os.path.basename(new_archive)})
-    problems = check(new_manifest)
+    problems = check(new_manifest, content=False)  # the same file (a hard link): the sha256 tells
     if problems:
         os.unlink(new_archive)
         os.unlink(new_manifest)

@@ -10,9 +10,10 @@ Per collection (system.* collections and views excluded):
 
 `_id` order is MongoDB's sort order (type order first: numbers < strings < objects < ... < ObjectId <
 booleans < dates..., numbers compared by value whatever their BSON type, strings by UTF-8 bytes).
-The hash is the same whatever order the documents come in: a server sorting by `_id` (the fast path,
-checked as the documents arrive) or mongodump's natural order (then they are sorted here, through a
-temporary file). It does not need dbHash, which FerretDB lacks and which blocks writes on MongoDB.
+The hash is the same whatever order the documents come in: hashed as they come while they are in `_id`
+order (the usual case: natural order of ObjectIds inserted in turn), else sorted here through a temporary
+file (mongodump's natural order of other _ids). It does not need dbHash, which FerretDB lacks and which
+blocks writes on MongoDB.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import datetime
 import hashlib
 import json
 import math
+import struct
 import tempfile
 import traceback
 from collections.abc import Iterable
@@ -42,6 +44,7 @@ try:
     from bson.raw_bson import RawBSONDocument
     from bson.regex import Regex
     from bson.timestamp import Timestamp
+    from pymongo.errors import OperationFailure
 
     HAS_BSON = True
     BSON_IMPORT_ERROR = None
@@ -49,7 +52,13 @@ except ImportError:  # pragma: no cover - depends on the managed host
     HAS_BSON = False
     BSON_IMPORT_ERROR = traceback.format_exc()
 
+    class OperationFailure(Exception):  # type: ignore[no-redef]
+        pass
+
 SPOOL_MEMORY = 32 * 1024 * 1024
+_INT32 = struct.Struct("<i")
+_INT64 = struct.Struct("<q")
+_DOUBLE = struct.Struct("<d")
 INDEX_OPTIONS = ("unique", "sparse", "expireAfterSeconds", "partialFilterExpression")
 
 
@@ -121,6 +130,35 @@ def _millis(value) -> int:
     return int(value)
 
 
+_ID_PREFIX = b"_id\x00"
+
+
+def raw_id_key(raw: bytes) -> tuple:
+    """id_sort_key() of a raw document's _id, read straight from the bytes for the usual _id types.
+
+    ObjectId, string, int32/int64 and double _ids (the first element) give the very key id_sort_key()
+    gives for the decoded value; anything else is decoded.
+    """
+    if raw[5:9] == _ID_PREFIX:
+        kind = raw[4]
+        if kind == 0x07:
+            return (8, raw[9:21])
+        if kind == 0x02:
+            size = _INT32.unpack_from(raw, 9)[0]
+            try:
+                return (4, raw[13:12 + size].decode("utf-8"))
+            except UnicodeDecodeError:
+                pass
+        elif kind == 0x10:
+            return (3, 1, _INT32.unpack_from(raw, 9)[0])
+        elif kind == 0x12:
+            return (3, 1, _INT64.unpack_from(raw, 9)[0])
+        elif kind == 0x01:
+            value = _DOUBLE.unpack_from(raw, 9)[0]
+            return (3, 0) if math.isnan(value) else (3, 1, value)
+    return id_sort_key(document_id(raw))
+
+
 class OrderedHasher:
     """sha256 of raw BSON documents in _id order, whatever order they are added in.
 
@@ -143,7 +181,7 @@ class OrderedHasher:
     def add(self, raw: bytes) -> None:
         raw = bytes(raw)
         if self._sorted:
-            key = id_sort_key(document_id(raw))
+            key = raw_id_key(raw)
             if self._last is not None and not self._last < key:
                 self._sorted = False
             else:
@@ -175,7 +213,7 @@ class OrderedHasher:
             size = int.from_bytes(prefix, "little", signed=True)
             raw = prefix + self._spool.read(size - 4)
             # Equal keys (duplicate or numerically equal _id) fall back to the bytes: still order-independent.
-            entries.append((id_sort_key(document_id(raw)), hashlib.sha256(raw).digest(), offset, size))
+            entries.append((raw_id_key(raw), hashlib.sha256(raw).digest(), offset, size))
             offset += size
         entries.sort(key=lambda e: (e[0], e[1]))
         sha = hashlib.sha256()
@@ -240,19 +278,17 @@ def list_user_collections(database) -> list[dict]:
     return sorted(infos, key=lambda info: info["name"])
 
 
-def collection_facts(database, name: str, options=None) -> dict:
-    """count, indexes, options and content_sha256 of one collection of a pymongo Database."""
+def collection_facts(database, name: str, options=None, exclude=None) -> dict:
+    """count, indexes, options and content_sha256 of one collection of a pymongo Database.
+
+    exclude(raw) -> bool leaves documents out of the count and the hash (the sessions a restore keeps).
+    """
     raw = database.get_collection(name, codec_options=CodecOptions(document_class=RawBSONDocument))
-    # The server sorts by _id (from the _id index on MongoDB): hash as the documents come...
-    hasher = OrderedHasher(spool=False)
-    for doc in raw.find({}, sort=[("_id", 1)], batch_size=1000):
-        hasher.add(doc.raw)
-        if hasher.out_of_order:
-            break
-    if hasher.out_of_order:
-        # ...unless its order is not MongoDB's (mixed _id types on some servers): sort them here.
-        hasher = OrderedHasher()
-        for doc in raw.find({}, batch_size=1000):
+    # In natural order: asking the server to sort by _id costs it more than the hasher's check (FerretDB
+    # takes twice as long), and natural order is usually _id order already (ObjectIds inserted in turn).
+    hasher = OrderedHasher()
+    for doc in raw.find({}, batch_size=1000):
+        if exclude is None or not exclude(doc.raw):
             hasher.add(doc.raw)
     if options is None:
         info = next(iter(database.list_collections(filter={"name": name})), {})
@@ -265,13 +301,54 @@ def collection_facts(database, name: str, options=None) -> dict:
     }
 
 
-def database_facts(database, collections: Iterable[str] | None = None) -> dict[str, dict]:
-    """Facts of every user collection of the database (or of those named that exist)."""
+def database_facts(database, collections: Iterable[str] | None = None, exclude: dict | None = None
+                   ) -> dict[str, dict]:
+    """Facts of every user collection of the database (or of those named that exist).
+
+    exclude: {collection: exclude(raw) -> bool} (see collection_facts).
+    """
     wanted = set(collections) if collections is not None else None
     facts = {}
     for info in list_user_collections(database):
         if wanted is None or info["name"] in wanted:
-            facts[info["name"]] = collection_facts(database, info["name"], info.get("options", {}))
+            facts[info["name"]] = collection_facts(database, info["name"], info.get("options", {}),
+                                                   (exclude or {}).get(info["name"]))
+    return facts
+
+
+def server_count(database, name: str) -> int:
+    """The document count the server keeps for a collection (collStats: no scan), else counted."""
+    try:
+        return int(database.command("collStats", name)["count"])
+    except (OperationFailure, KeyError, TypeError, ValueError):
+        return database.get_collection(name).count_documents({})
+
+
+def restored_facts(database, streamed: dict[str, dict], before: dict[str, dict],
+                   exclude: dict | None = None) -> dict[str, dict]:
+    """Facts of a database just restored, without reading back the documents that were restored.
+
+    streamed: {collection: {count, content_sha256}} of the documents inserted, hashed as they went in.
+    Such a collection's facts are the server's count (collStats), its indexes and options, and the streamed
+    hash; a collection not restored keeps its `before` facts (it was not touched); any other collection,
+    or one in `exclude` (whose documents the restore changed after inserting), is read.
+    """
+    facts = {}
+    for info in list_user_collections(database):
+        name = info["name"]
+        if name in streamed and name not in (exclude or {}):
+            count = server_count(database, name)
+            facts[name] = {
+                "count": count,
+                "indexes": normalize_indexes(database.get_collection(name).list_indexes()),
+                "options": normalize_options(info.get("options", {})),
+                # The hash of what was inserted stands for the collection only when the server holds as many.
+                "content_sha256": streamed[name]["content_sha256"] if count == streamed[name]["count"] else None,
+            }
+        elif name in before and name not in streamed and name not in (exclude or {}):
+            facts[name] = before[name]
+        else:
+            facts[name] = collection_facts(database, name, info.get("options", {}), (exclude or {}).get(name))
     return facts
 
 

@@ -8,8 +8,10 @@ DOCUMENTATION = r"""
 module: mongodb_restore
 short_description: Restore a MongoDB database from a checked backup, only where it differs
 description:
-  - Before touching anything, checks the backup like M(chatbot.rollback.mongodb_backup_check) and refuses to restore
-    one that is not intact (missing, truncated, tampered with, count or hash mismatch).
+  - Before touching anything, checks the backup's size and sha256 against its manifest and refuses to restore one
+    that is not intact (missing, truncated, tampered with). An archive with the manifest's sha256 is the one the
+    manifest's counts and hashes were computed from, so its documents are read once, while restoring (their CRCs
+    are checked as they are read).
   - Compares the target database with the manifest (counts, indexes, options, content hashes). Each
     collection that differs or is missing is dropped and restored from the archive (options, documents,
     indexes); collections that match are left alone. With O(drop_extra_collections=true), collections
@@ -48,6 +50,51 @@ options:
     description: Compare the target with the manifest after restoring and fail on any difference.
     type: bool
     default: true
+  verify_method:
+    description:
+      - How O(verify) compares the target with the manifest after restoring.
+      - V(stream) does not read the restored documents back. Each restored collection's documents are hashed
+        as they are read from the archive and inserted (every insert acknowledged by the server), and must give
+        the manifest's content hash; the server's document count (collStats), indexes and options must be the
+        manifest's. Collections not restored keep the facts compared before. With the V(mongorestore) engine,
+        and for the sessions collection under O(live_sessions=keep), the collection is read back.
+      - V(read_back) reads the whole target back and compares counts, indexes and content hashes, as a later
+        verification (C(mongodb_snapshot) with C(compare_to)) does.
+    type: str
+    choices: [stream, read_back]
+    default: stream
+  current_manifest:
+    description:
+      - Manifest of a dump of the target database taken just before, with the writers stopped (the
+        pre-restore snapshot). Its facts stand for the target's current state, so the target is not read a
+        second time to decide what to restore. The comparison after the restore (O(verify)) still reads it.
+      - It must describe the target as it is now; a dump from before an interrupted restore does not.
+      - When not given, the target is read and compared with the backup.
+    type: path
+  live_sessions:
+    description:
+      - What happens to the login sessions created after the backup when the sessions collection is restored.
+      - V(restore) puts back exactly the backup's sessions (everyone who logged in after the backup is logged out).
+      - V(keep) keeps those that are not expired and whose user exists in the restored users collection
+        with the same credentials (O(credential_fields)); the sessions of users the backup does not have, or
+        whose credentials differ in the backup, are dropped. Such sessions are left out of every comparison
+        with the backup, so a second run changes nothing.
+    type: str
+    choices: [restore, keep]
+    default: restore
+  sessions_collection:
+    description: The sessions collection (documents C({token_hash, user_id, created_at, expires_at})).
+    type: str
+    default: sessions
+  users_collection:
+    description: The users collection (C(user_id) of a session is a user's C(_id)).
+    type: str
+    default: users
+  credential_fields:
+    description: Fields of a user that must be equal before and after the restore for its sessions to be kept.
+    type: list
+    elements: str
+    default: [password]
 attributes:
   check_mode:
     support: full
@@ -121,6 +168,23 @@ verify_differences:
   returned: when O(verify=true) and not in check mode and changed
   type: list
   elements: str
+sessions:
+  description: With O(live_sessions=keep), the sessions created after the backup that were kept and dropped.
+  returned: when O(live_sessions=keep) and the sessions collection was restored
+  type: dict
+  sample: {"policy": "keep", "kept": 12, "dropped": 1}
+backup_sha256:
+  description: sha256 of the backup's archive (checked).
+  returned: always
+  type: str
+backup_created_at:
+  description: When the backup was made (UTC, ISO 8601), from its manifest.
+  returned: always
+  type: str
+backup_release:
+  description: The release recorded in the backup's manifest.
+  returned: always
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -139,11 +203,17 @@ from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common impo
     mongo_argument_spec,
     scrub,
 )
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_sessions import (
+    POLICIES,
+    SessionPolicy,
+    backup_time,
+)
 from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import (
     compare,
     counts,
     database_facts,
     differing_collections,
+    restored_facts,
 )
 
 try:
@@ -163,6 +233,31 @@ def _diff(database: str, before: dict, after: dict) -> dict:
             "after": {"database": database, "collections": after}}
 
 
+def _policy(params: dict, manifest: dict):
+    if params["live_sessions"] != "keep":
+        return None
+    return SessionPolicy(backup_time(manifest["created_at"]), sessions=params["sessions_collection"],
+                         users=params["users_collection"], credential_fields=params["credential_fields"])
+
+
+def _current_facts(module, db, target: str, policy) -> dict:
+    """The target's facts: from O(current_manifest) when given (sessions recomputed under the keep policy)."""
+    exclude = {policy.sessions: policy.exclusion(db)} if policy else None
+    path = module.params["current_manifest"]
+    if not path:
+        return database_facts(db, exclude=exclude)
+    try:
+        current = load_manifest(path)
+    except BackupError as exc:
+        module.fail_json(msg=f"current_manifest: {exc}")
+    if current["database"] != target:
+        module.fail_json(msg=f"current_manifest {path} describes database {current['database']!r}, not {target!r}")
+    facts = dict(current["collections"])
+    if policy and policy.sessions in facts:
+        facts.update(database_facts(db, [policy.sessions], exclude=exclude))
+    return facts
+
+
 def main() -> None:
     argument_spec = mongo_argument_spec()
     argument_spec.update(
@@ -171,13 +266,18 @@ def main() -> None:
         drop_extra_collections={"type": "bool", "default": True},
         engine={"type": "str", "default": "auto", "choices": list(RESTORE_ENGINES)},
         verify={"type": "bool", "default": True},
+        verify_method={"type": "str", "default": "stream", "choices": ["stream", "read_back"]},
+        current_manifest={"type": "path"},
+        live_sessions={"type": "str", "default": "restore", "choices": list(POLICIES)},
+        sessions_collection={"type": "str", "default": "sessions"},
+        users_collection={"type": "str", "default": "users"},
+        credential_fields={"type": "list", "elements": "str", "default": ["password"], "no_log": False},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     uri = params["uri"]
     path = params["manifest"]
-
-    problems = check(path)
+    problems = check(path, content=False)
     if problems:
         module.fail_json(msg=f"refusing to restore: backup {path} is not intact: " + "; ".join(problems),
                          problems=problems)
@@ -186,19 +286,24 @@ def main() -> None:
     try:
         target = params["target_database"] or database_name(uri)
         engine, _tool = resolve_engine(params["engine"], "mongorestore")
+        policy = _policy(params, manifest)
     except (ValueError, BackupError) as exc:
         module.fail_json(msg=scrub(str(exc), uri))
     drop_extra = params["drop_extra_collections"]
     expected = manifest["collections"]
-
     client = connect(module)
-    result = {"changed": False, "database": target, "engine": engine}
+    result = {"changed": False, "database": target, "engine": engine, "backup_sha256": manifest["sha256"],
+              "backup_created_at": manifest["created_at"], "backup_release": manifest.get("release")}
     try:
         db = client.get_database(target)
-        before = database_facts(db)
+        before = _current_facts(module, db, target, policy)
         result["before"] = counts(before)
         result["differences"] = compare(expected, before, ignore_extra=not drop_extra)
-        result["would_restore"] = differing_collections(expected, before)
+        restore_names = differing_collections(expected, before)
+        if policy and policy.sessions in expected and {policy.users, policy.sessions} & set(restore_names):
+            # The kept sessions depend on the restored users: judge them again whenever either is restored.
+            restore_names = sorted({*restore_names, policy.sessions})
+        result["would_restore"] = restore_names
         result["would_drop"] = sorted(set(before) - set(expected)) if drop_extra else []
         result["changed"] = bool(result["would_restore"] or result["would_drop"])
         if not result["changed"] or module.check_mode:
@@ -207,13 +312,19 @@ def main() -> None:
                 result["diff"] = _diff(target, result["before"], counts(expected) if result["changed"]
                                        else result["before"])
             module.exit_json(**result)
-
-        done = restore(uri, archive, target, drop_extra, engine, client=client,
-                       collections=result["would_restore"])
+        candidates = policy.candidates(db) if policy and policy.sessions in restore_names else None
+        done = restore(uri, archive, target, drop_extra, engine, client=client, collections=restore_names)
         result["restored"] = done["restored"]
         result["dropped"] = done["dropped"]
+        if candidates is not None:
+            result["sessions"] = {"policy": "keep", **policy.merge(db, *candidates)}
         if params["verify"]:
-            after = database_facts(db)
+            exclude = {policy.sessions: policy.exclusion(db)} if policy else None
+            if params["verify_method"] == "stream":
+                untouched = {name: fact for name, fact in before.items() if name not in done["restored"]}
+                after = restored_facts(db, done.get("streamed", {}), untouched, exclude)
+            else:
+                after = database_facts(db, exclude=exclude)
             result["after"] = counts(after)
             result["verify_differences"] = compare(expected, after, ignore_extra=not drop_extra)
             if result["verify_differences"]:

@@ -36,6 +36,23 @@ options:
     description: Fail when O(compare_to) is given and the database differs from it.
     type: bool
     default: false
+  live_sessions:
+    description:
+      - With O(compare_to), the sessions policy the database was restored with (see
+        M(chatbot.rollback.mongodb_restore)). With V(keep), the sessions created after the backup whose user
+        exists in the users collection are left out of the sessions collection's facts, as the restore that kept
+        them leaves them out. V(restore) compares every session.
+    type: str
+    choices: [restore, keep]
+    default: restore
+  sessions_collection:
+    description: The sessions collection (for O(live_sessions=keep)).
+    type: str
+    default: sessions
+  users_collection:
+    description: The users collection (for O(live_sessions=keep)).
+    type: str
+    default: users
 attributes:
   check_mode:
     support: full
@@ -113,6 +130,11 @@ from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common impo
     scrub,
     server_version,
 )
+from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_sessions import (
+    POLICIES,
+    SessionPolicy,
+    backup_time,
+)
 from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import compare, counts, database_facts
 
 try:
@@ -127,6 +149,9 @@ def main() -> None:
         collections={"type": "list", "elements": "str"},
         compare_to={"type": "path"},
         fail_on_difference={"type": "bool", "default": False},
+        live_sessions={"type": "str", "default": "restore", "choices": list(POLICIES)},
+        sessions_collection={"type": "str", "default": "sessions"},
+        users_collection={"type": "str", "default": "users"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -142,7 +167,13 @@ def main() -> None:
     name = database_name(params["uri"])
     wanted = params["collections"]
     try:
-        facts = database_facts(client.get_database(name), wanted)
+        db = client.get_database(name)
+        exclude = None
+        if manifest is not None and params["live_sessions"] == "keep":
+            policy = SessionPolicy(backup_time(manifest["created_at"]), sessions=params["sessions_collection"],
+                                   users=params["users_collection"])
+            exclude = {policy.sessions: policy.exclusion(db)}
+        facts = database_facts(db, wanted, exclude=exclude)
         version = server_version(client)
     except PyMongoError as exc:
         module.fail_json(msg=f"reading {name} failed: {scrub(str(exc), params['uri'])}")

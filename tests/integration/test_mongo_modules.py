@@ -26,14 +26,19 @@ import pytest
 import yaml
 from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_backup import (
     build_manifest,
+    check,
     dump,
+    file_sha256,
     load_manifest,
     manifest_path_for,
+    read_archive_facts,
     write_json_atomic,
 )
 from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_common import connect
 from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import database_facts
 from bson import Binary, Int64, ObjectId
+
+from tests.ferretdb_server import FerretDBError, ferretdb
 
 PROJECT = Path(__file__).resolve().parents[2]
 DATABASE = "chatbot-platform"
@@ -56,41 +61,15 @@ def _uri(port: int, database: str = DATABASE) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A fresh FerretDB (SQLite backend, authentication on) on a free port; killed at teardown."""
-    binary = shutil.which("ferretdb")
-    if not binary:
-        pytest.fail("ferretdb is not installed (scripts/install-deps.sh installs it)")
-    root = tmp_path_factory.mktemp("ferretdb")
-    (root / "data").mkdir()
-    (root / "state").mkdir()
-    port = _free_port()
-    log = (root / "ferretdb.log").open("w")
-    proc = subprocess.Popen(
-        [binary, "--handler=sqlite", f"--sqlite-url=file:{root / 'data'}/", f"--state-dir={root / 'state'}",
-         f"--listen-addr=127.0.0.1:{port}", "--debug-addr=-", "--telemetry=disable", "--log-level=error",
-         "--test-enable-new-auth", f"--setup-database={DATABASE}", f"--setup-username={USER}",
-         f"--setup-password={PASSWORD}"],
-        stdout=log, stderr=subprocess.STDOUT)
-    client = pymongo.MongoClient(_uri(port), serverSelectionTimeoutMS=500)
     try:
-        deadline = time.monotonic() + 20
-        while True:
+        with ferretdb(tmp_path_factory.mktemp("ferretdb"), database=DATABASE, user=USER, password=PASSWORD) as fdb:
+            client = pymongo.MongoClient(fdb.uri, serverSelectionTimeoutMS=500)
             try:
-                client.get_database(DATABASE).list_collection_names()
-                break
-            except pymongo.errors.PyMongoError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"FerretDB did not start: {(root / 'ferretdb.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield {"port": port, "uri": _uri(port), "client": client, "db": client.get_database(DATABASE)}
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+                yield {"port": fdb.port, "uri": fdb.uri, "client": client, "db": client.get_database(DATABASE)}
+            finally:
+                client.close()
+    except FerretDBError as exc:
+        pytest.fail(str(exc))
 
 
 def load_data(db) -> None:
@@ -308,6 +287,123 @@ def test_restore_keeps_extra_collections_when_asked_and_restores_into_another_da
     assert db.extra.count_documents({}) == 1
     assert db.users.count_documents({}) == 40
     server["client"].drop_database("chatbot-copy")
+
+
+def test_manifest_from_the_bytes_written_equals_the_archive_read_back(server, backup_dir):
+    db = server["db"]
+    load_data(db)  # messages inserted out of _id order: the hasher sorts them
+    client = connect({"uri": server["uri"]})
+    archive = backup_dir / "written.archive.gz"
+    manifest = dump(server["uri"], str(archive), "pymongo", client=client)
+    client.close()
+    assert manifest["collections"] == read_archive_facts(str(archive))["collections"] == database_facts(db)
+    assert manifest["sha256"] == file_sha256(str(archive))[0]
+    assert check(manifest_path_for(str(archive))) == []
+
+
+def _pw(seed: str) -> dict:
+    return {"algo": "scrypt", "salt": seed * 4, "hash": seed * 16}
+
+
+def _session(user_id, created, hours: float = 12, token: str | None = None, id_is_hash: bool = False) -> dict:
+    token_hash = token or secrets.token_hex(32)
+    doc = {"token_hash": token_hash, "user_id": user_id, "created_at": created,
+           "expires_at": created + datetime.timedelta(hours=hours)}
+    return {"_id": token_hash, **doc} if id_is_hash else doc
+
+
+def test_sessions_created_after_the_backup_are_kept_when_safe(server, runs, backup_dir):
+    db = server["db"]
+    for name in db.list_collection_names():
+        db.drop_collection(name)
+    users = {name: ObjectId() for name in ("ana", "ben", "cem")}
+    db.users.insert_many([{"_id": uid, "username": name, "password": _pw(name[0])} for name, uid in users.items()])
+    db.users.create_index("username", unique=True, name="username_unique")
+    hour_ago = datetime.datetime.now(UTC) - datetime.timedelta(hours=1)
+    old = _session(users["ana"], hour_ago)
+    db.sessions.insert_many([old, _session(users["ben"], hour_ago)])
+    db.sessions.create_index("token_hash", unique=True, name="token_hash_unique")
+    db.messages.insert_many([{"_id": i, "text": f"m{i}"} for i in range(20)])
+    manifest = backup_dir / "sessions.manifest.json"
+    runs.run([task("backup", "mongodb_backup", uri=URI, dest=str(backup_dir / "sessions.archive.gz"),
+                   engine="pymongo")])
+    backup_sessions = database_facts(db)["sessions"]
+    time.sleep(1.1)  # created_at after the manifest's (whole seconds)
+
+    # After the backup: ana logs in again (kept; its _id is the token hash), ben's session expired (dropped),
+    # cem changes the password then logs in (dropped: the backup has the old password), dan is new (dropped:
+    # not in the backup); ana's old session is logged out (it comes back, as the backup has it).
+    now = datetime.datetime.now(UTC)
+    kept = _session(users["ana"], now, id_is_hash=True)
+    db.sessions.delete_one({"token_hash": old["token_hash"]})
+    db.sessions.insert_many([kept, _session(users["ben"], now, hours=-0.01)])
+    db.users.update_one({"_id": users["cem"]}, {"$set": {"password": _pw("z")}})
+    db.sessions.insert_one(_session(users["cem"], now))
+    dan = db.users.insert_one({"username": "dan", "password": _pw("d")}).inserted_id
+    db.sessions.insert_one(_session(dan, now))
+    db.messages.insert_one({"_id": 99, "text": "new"})
+
+    results = runs.run([
+        task("dry", "mongodb_restore", check_mode=True, uri=URI, manifest=str(manifest), engine="pymongo",
+             live_sessions="keep"),
+        task("restore", "mongodb_restore", uri=URI, manifest=str(manifest), engine="pymongo", live_sessions="keep"),
+        task("again", "mongodb_restore", uri=URI, manifest=str(manifest), engine="pymongo", live_sessions="keep"),
+        task("compare keep", "mongodb_snapshot", uri=URI, compare_to=str(manifest), live_sessions="keep"),
+        task("compare strict", "mongodb_snapshot", uri=URI, compare_to=str(manifest)),
+    ])
+    assert results["dry"]["changed"] and "sessions" in results["dry"]["would_restore"], results["dry"]
+    restore = results["restore"]
+    assert not restore["failed"] and restore["changed"], restore
+    assert restore["sessions"] == {"policy": "keep", "kept": 1, "dropped": 3}, restore
+    assert restore["verify_differences"] == []
+    hashes = {doc["token_hash"] for doc in db.sessions.find()}
+    assert hashes == {old["token_hash"], kept["token_hash"], *[d["token_hash"] for d in db.sessions.find(
+        {"created_at": {"$lt": now}})]}
+    assert db.sessions.count_documents({}) == 3  # the backup's two and ana's new one
+    assert db.sessions.find_one({"_id": kept["token_hash"]})["user_id"] == users["ana"]
+    assert db.users.count_documents({}) == 3 and db.messages.count_documents({}) == 20
+    assert results["again"]["changed"] is False, results["again"]
+    assert results["compare keep"]["matches"] is True, results["compare keep"]["differences"]
+    assert results["compare strict"]["matches"] is False
+    assert any("'sessions'" in d for d in results["compare strict"]["differences"])
+
+    results = runs.run([
+        task("strict", "mongodb_restore", uri=URI, manifest=str(manifest), engine="pymongo",
+             verify_method="read_back"),
+        task("strict again", "mongodb_restore", uri=URI, manifest=str(manifest), engine="pymongo"),
+    ])
+    assert results["strict"]["changed"] and results["strict"]["would_restore"] == ["sessions"], results["strict"]
+    assert "sessions" not in results["strict"]
+    assert results["strict again"]["changed"] is False
+    assert database_facts(db)["sessions"] == backup_sessions
+
+
+def test_restore_with_the_pre_restore_snapshot_as_current_state(server, runs, backup_dir):
+    db = server["db"]
+    load_data(db)
+    manifest = backup_dir / "current.manifest.json"
+    runs.run([task("backup", "mongodb_backup", uri=URI, dest=str(backup_dir / "current.archive.gz"),
+                   engine="pymongo")])
+    original = database_facts(db)
+    change_data(db)
+    snapshot = backup_dir / "pre-restore.manifest.json"
+    results = runs.run([
+        task("snapshot", "mongodb_backup", uri=URI, dest=str(backup_dir / "pre-restore.archive.gz"),
+             engine="pymongo"),
+        task("quick check", "mongodb_backup_check", manifest=str(snapshot), content=False),
+        task("restore", "mongodb_restore", uri=URI, manifest=str(manifest), engine="pymongo",
+             current_manifest=str(snapshot)),
+        task("wrong database", "mongodb_restore", ignore_errors=True, uri=URI, manifest=str(manifest),
+             engine="pymongo", target_database="elsewhere", current_manifest=str(snapshot)),
+    ])
+    assert results["quick check"]["intact"] is True
+    restore = results["restore"]
+    assert restore["changed"] and restore["would_restore"] == ["messages", "settings", "users"], restore
+    assert restore["dropped"] == ["experiments"] and restore["verify_differences"] == []
+    assert restore["backup_sha256"] == load_manifest(str(manifest))["sha256"]
+    assert database_facts(db) == original
+    assert load_manifest(str(snapshot))["collections"]["experiments"]["count"] == 1  # the snapshot keeps it all
+    assert results["wrong database"]["failed"] and "describes database" in results["wrong database"]["msg"]
 
 
 def test_refusals_leave_the_database_untouched(server, runs, backup_dir):

@@ -17,6 +17,7 @@ import random
 import bson
 import pytest
 from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_archive import (
+    CRC_IMPLEMENTATION,
     MAGIC,
     TERMINATOR,
     ArchiveError,
@@ -25,6 +26,8 @@ from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_archive imp
     CollectionEntry,
     Crc64,
     crc64,
+    crc64_c,
+    crc64_python,
     document_id,
     metadata_json,
 )
@@ -118,6 +121,42 @@ def test_crc64_incremental_equals_one_shot_at_every_alignment():
         crc.update(data[:cut])
         crc.update(data[cut:])
         assert crc.value == crc64(data)
+
+
+def test_c_and_python_crc_paths_agree():
+    """crcmod-plus (C) and the pure-Python fallback give the same CRC, one-shot and continued at any cut."""
+    pytest.importorskip("crcmod")  # a dependency of the project (pyproject.toml): installed where tests run
+    assert CRC_IMPLEMENTATION == "crcmod"
+    rng = random.Random(64)  # noqa: S311 - reproducible data, not cryptography
+    for size in (0, 1, 7, 8, 9, 63, 64, 65, 4096, 100_003):
+        data = rng.randbytes(size)
+        assert crc64_c(data) == crc64_python(data) == crc64(data, "python") == crc64(data, "crcmod")
+        for cut in {0, size // 3, size // 2, size}:
+            assert crc64_c(data[cut:], crc64_c(data[:cut])) == crc64_python(data)
+            assert crc64_python(data[cut:], crc64_python(data[:cut])) == crc64_c(data)
+    assert crc64_c(memoryview(b"123456789")) == crc64_python(bytearray(b"123456789")) == 0x995DC9BBDF1939FA
+    with pytest.raises(ValueError, match="unknown CRC"):
+        Crc64("zlib")
+
+
+def test_archives_read_the_same_with_either_crc_path(monkeypatch):
+    """An archive written with one CRC implementation reads back with the other (and a flip is caught by both)."""
+    pytest.importorskip("crcmod")
+    from ansible_collections.chatbot.rollback.plugins.module_utils import mongo_archive
+
+    data = _archive({"users": _docs(50)})
+    monkeypatch.setattr(mongo_archive, "_crc64_update", mongo_archive.crc64_python)
+    python_written = _archive({"users": _docs(50)})
+    assert python_written == data
+    _reader, collections = _read_all(data)
+    assert len(collections[0][3]) == 50
+    raw = bytearray(gzip.decompress(data))
+    raw[len(raw) // 2] ^= 0x01
+    with pytest.raises(ArchiveError, match=r"CRC mismatch|corrupt"):
+        _read_all(bytes(raw))
+    monkeypatch.undo()
+    with pytest.raises(ArchiveError, match=r"CRC mismatch|corrupt"):
+        _read_all(bytes(raw))
 
 
 # -- The real mongodump archive -----------------------------------------------------------------
@@ -392,6 +431,36 @@ def test_manifest_is_built_from_the_archive(tmp_path):
     assert manifest["created_at"].endswith("+00:00")
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert check(path) == []
+
+
+def test_manifest_from_the_bytes_written_must_match_the_file(tmp_path):
+    archive, path = _backup(tmp_path)
+    manifest = load_manifest(path)
+    written = {"sha256": manifest["sha256"], "size": manifest["size"],
+               "facts": {"database": "chatbot", "server_version": "7.0", "tool_version": "t",
+                         "collections": manifest["collections"]}}
+    again = build_manifest(str(archive), engine="pymongo", database="chatbot", written=written)
+    assert again["collections"] == manifest["collections"] and again["sha256"] == manifest["sha256"]
+    with pytest.raises(BackupError, match="is not what was written"):
+        build_manifest(str(archive), engine="pymongo", database="chatbot", written={**written, "sha256": "0" * 64})
+
+
+def test_check_without_content_compares_size_and_sha256_only(tmp_path):
+    archive, path = _backup(tmp_path)
+    assert check(path, content=False) == []
+    manifest = load_manifest(path)
+    # A manifest whose facts lie but whose sha256 is right passes the quick check, not the full one.
+    manifest["collections"]["users"]["count"] = 11
+    write_json_atomic(path, manifest)
+    assert check(path, content=False) == []
+    assert any("11" in problem for problem in check(path))
+    good = archive.read_bytes()
+    data = bytearray(good)
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    assert any("tampered or corrupt" in p for p in check(path, content=False))
+    archive.write_bytes(good[:-1])
+    assert any("bytes, the manifest says" in p for p in check(path, content=False))
 
 
 def test_check_reports_tampering_truncation_and_missing_files(tmp_path):

@@ -198,11 +198,19 @@ def test_collection_facts_sort_here_when_the_server_order_is_not_mongodbs():
     facts = collection_facts(_FakeDatabase(collection), "messages", options={})
     assert facts["count"] == 200
     assert facts["content_sha256"] == hashlib.sha256(b"".join(DOCS)).hexdigest()
-    assert collection.finds == [[("_id", 1)], None]  # asked the server, then sorted itself
+    assert collection.finds == [None]  # one pass in natural order (no server sort), sorted here
 
     in_order = _FakeCollection(DOCS)
     assert collection_facts(_FakeDatabase(in_order), "messages", options={}) == facts
-    assert in_order.finds == [[("_id", 1)]]
+    assert in_order.finds == [None]
+
+
+def test_collection_facts_leave_out_what_exclude_says():
+    collection = _FakeCollection(DOCS)
+    facts = collection_facts(_FakeDatabase(collection), "messages", options={},
+                             exclude=lambda raw: raw in DOCS[:10])
+    assert facts["count"] == 190
+    assert facts["content_sha256"] == hashlib.sha256(b"".join(DOCS[10:])).hexdigest()
 
 
 # -- Indexes and options --------------------------------------------------------------------------
@@ -370,3 +378,22 @@ def test_argument_spec_hides_the_uri():
     spec = mongo_argument_spec()
     assert spec["uri"] == {"type": "str", "required": True, "no_log": True}
     assert spec["server_selection_timeout_ms"]["default"] == 5000
+
+
+def test_raw_id_key_is_id_sort_key_of_the_decoded_id():
+    from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_archive import document_id
+    from ansible_collections.chatbot.rollback.plugins.module_utils.mongo_snapshot import raw_id_key
+
+    values = [ObjectId(), "conv-0001", "Zoë 🤖", "", 7, -3, Int64(2**40), 1.5, float("nan"), -0.0, True, None,
+              datetime.datetime(2024, 1, 1), {"a": 1}, Binary(b"x"), Decimal128("1.5"), MinKey(), MaxKey()]
+    for value in values:
+        raw = bson.encode(SON([("_id", value), ("x", 1)]))
+        expected = id_sort_key(document_id(raw))
+        key = raw_id_key(raw)
+        assert key == expected or (isinstance(value, float) and math.isnan(value) and key == expected == (3, 0))
+    # _id not first: decoded the slow way, same key
+    raw = bson.encode(SON([("x", 1), ("_id", "late")]))
+    assert raw_id_key(raw) == (4, "late")
+    # the order of the keys is MongoDB's: numbers < strings < ObjectId
+    keys = sorted(raw_id_key(bson.encode({"_id": v})) for v in (ObjectId("0" * 24), "a", 3, 2.5))
+    assert keys == [(3, 1, 2.5), (3, 1, 3), (4, "a"), (8, bytes(12))]
