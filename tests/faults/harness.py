@@ -282,14 +282,24 @@ class Run:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
+    def module_pids(self, module: str) -> list[int]:
+        """This run's processes of `module` (the shell that starts it and its Python), descendants of the paused
+        ansible-playbook."""
+        return [pid for pid in _descendants(self.paused_at["pid"]) if f"AnsiballZ_{module}.py" in _cmdline(pid)]
+
     def catch_module(self, module: str, timeout: float = 180) -> list[int]:
         """SIGSTOP for this run's `module` processes (descendants of its paused ansible-playbook) as soon as they
         appear; their pids. Called right after go_on: the module is caught while Python is still starting."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            caught = [pid for pid in _descendants(self.paused_at["pid"]) if f"AnsiballZ_{module}.py" in _cmdline(pid)]
+            caught = self.module_pids(module)
             if caught:
                 _signal_all(caught, signal.SIGSTOP)
+                # the shell may have forked the module's Python between the scan and its SIGSTOP: a stopped shell
+                # forks no more, so a second scan finds every process of the module
+                while more := [pid for pid in self.module_pids(module) if pid not in caught]:
+                    _signal_all(more, signal.SIGSTOP)
+                    caught += more
                 return caught
             if self.proc.poll() is not None:
                 break
@@ -542,6 +552,14 @@ def _signal_all(pids: list[int], signum: int) -> None:
             os.kill(pid, signum)
 
 
+def _restore_complete(platform: Platform) -> bool:
+    """The database holds the backup's stable collections and its collections only."""
+    manifest = platform.backup_manifest()
+    return platform.stable_hashes() == {n: c["content_sha256"] for n, c in manifest["collections"].items()
+                                        if n in STABLE} and \
+        set(database_facts(platform.mongo)) == set(manifest["collections"])
+
+
 def _freeze_mid_restore(run: Run, platform: Platform, before: int, timeout: float = 180) -> tuple[list[int], int]:
     """The restore module frozen (SIGSTOP) just after it has dropped or refilled `messages` (its count differs from
     `before`), with the rest of the restore still to do: the frozen pids and that count.
@@ -561,14 +579,12 @@ def _freeze_mid_restore(run: Run, platform: Platform, before: int, timeout: floa
         _signal_all(frozen, signal.SIGCONT)
         time.sleep(0.025)
         _signal_all(frozen, signal.SIGSTOP)
+        frozen += (more := [pid for pid in run.module_pids("mongodb_restore") if pid not in frozen])
+        _signal_all(more, signal.SIGSTOP)  # never one that escaped the catch
     else:
         _signal_all(frozen, signal.SIGKILL)
         raise FaultError("the restore never touched the messages collection")
-    manifest = platform.backup_manifest()
-    restored = platform.stable_hashes() == {n: c["content_sha256"] for n, c in manifest["collections"].items()
-                                            if n in STABLE} and \
-        set(database_facts(platform.mongo)) == set(manifest["collections"])
-    if restored:
+    if _restore_complete(platform):
         _signal_all(frozen, signal.SIGKILL)
         raise FaultError("the restore was complete within one slice: no mid-restore state to strike")
     return frozen, count
@@ -609,7 +625,8 @@ def strike(chain: Chain, fault: Fault, run: Run, row: dict) -> int | None:
             run.go_on()
             began = time.monotonic()
             frozen, count = _freeze_mid_restore(run, p, messages)  # the kill lands mid-restore, not after it
-            row["observed"] = f"messages {messages} -> {count} (frozen {time.monotonic() - began:.1f} s after go-on)"
+            row["observed"] = (f"messages {messages} -> {count} ({len(frozen)} processes frozen "
+                               f"{time.monotonic() - began:.1f} s after go-on)")
         run.kill_wrapper()
         if not run.pause.in_wrapper:  # the dead wrapper's ansible-playbook must not run on
             pid = run.paused_at["pid"]
@@ -623,6 +640,8 @@ def strike(chain: Chain, fault: Fault, run: Run, row: dict) -> int | None:
             assert not orphan, (f"ansible-playbook (pid {pid}) of the killed wrapper was still running 10 s later: "
                                 "a resume would race it")
         _end_frozen(frozen)  # the guard killed them with their worker; nothing frozen may outlive the strike
+        if fault.mid_restore:
+            assert not _restore_complete(p), "the restore completed although its module was frozen and killed"
         return None
     if fault.kind == "kill-playbook":
         run.kill_playbook()
@@ -640,7 +659,8 @@ def strike(chain: Chain, fault: Fault, run: Run, row: dict) -> int | None:
     if fault.kind == "stop-ferretdb" and fault.mid_restore:
         began = time.monotonic()
         frozen, count = _freeze_mid_restore(run, p, messages)  # FerretDB goes away mid-restore, not after it
-        row["observed"] = f"messages {messages} -> {count} (frozen {time.monotonic() - began:.1f} s after go-on)"
+        row["observed"] = (f"messages {messages} -> {count} ({len(frozen)} processes frozen "
+                           f"{time.monotonic() - began:.1f} s after go-on)")
         try:
             p.stop_ferretdb()
         finally:
