@@ -113,6 +113,14 @@ def test_rehearsal_comparison_names_every_difference():
     assert any("message_reactions" in d for d in differences)
 
 
+def test_rehearsal_comparison_leaves_the_live_sessions_a_restore_keeps_to_the_restore():
+    before = {"releases": {"app1": "v0.9.0"}, "database": {"users": "a", "sessions": "s0"}}
+    kept = {"releases": {"app1": "v0.9.0"}, "database": {"users": "a", "sessions": "s0+logins-since-the-backup"}}
+    assert compare_fingerprints(before, kept, kept) == []
+    gone = {"releases": {"app1": "v0.9.0"}, "database": {"users": "a"}}
+    assert any("collection sessions" in d for d in compare_fingerprints(before, gone, gone))
+
+
 # -- the lock, end to end: refused before anything runs -----------------------------------------------
 
 HOLDER = (
