@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import batch
 from . import phases as phase_table
 from .errors import ExitCode, RunInterrupted
 from .lock import EnvironmentLock
@@ -39,6 +40,8 @@ class Context:
     progress: Progress
     extravars: dict[str, Any] = field(default_factory=dict)  # added to every phase (e.g. a rehearsal's receiver)
     on_phase_done: Callable[[str, IncidentRecord], None] | None = None  # tests and rehearse hook in here
+    batch: bool = True  # run the phases preflight decided in one ansible-playbook (rollbackctl.batch)
+    break_after: frozenset[str] = frozenset()  # phases a batch ends with (rehearse looks at the data after verify_db)
 
 
 class Cancelled:
@@ -86,20 +89,28 @@ def _common_vars(record: IncidentRecord) -> dict[str, Any]:
     return values
 
 
-def _since(record: IncidentRecord) -> str:
+def _since(record: IncidentRecord, earlier: Collection[str] = ()) -> str:
     """Logs are scanned from the start of the code rollback (the release switch)."""
+    if "app_rollback" in earlier:
+        return batch.phase_time("app_rollback", "started")
     return record.phase("app_rollback")["started_at"] or record.data["created_at"]
 
 
-def _attributed_before(record: IncidentRecord, *phases: str) -> str:
+def _attributed_before(record: IncidentRecord, *phases: str, earlier: Collection[str] = ()) -> str:
     """Error lines logged before the latest end of these phases (done) belong to them, not to the target: the old
-    release's workers drain during the switch, the app fails on the database while it is restored."""
-    ends = [p["ended_at"] for name in phases if (p := record.phase(name))["status"] == "ok" and p.get("ended_at")]
-    return max(ends) if ends else ""
+    release's workers drain during the switch, the app fails on the database while it is restored.
+
+    `earlier`: the phases that run before this one in the same ansible-playbook run (their end is a run time)."""
+    ends = [batch.phase_time(name, "ended") if name in earlier else p["ended_at"] for name in phases
+            if name in earlier or ((p := record.phase(name))["status"] == "ok" and p.get("ended_at"))]
+    return batch.latest(ends)
 
 
-def steps_for(name: str, record: IncidentRecord) -> list[Step]:
-    """The playbooks of one phase, with the extra vars taken from the record."""
+def steps_for(name: str, record: IncidentRecord, earlier: Collection[str] = ()) -> list[Step]:
+    """The playbooks of one phase, with the extra vars taken from the record.
+
+    `earlier`: the phases that run before this one in the same ansible-playbook run (rollbackctl.batch): what the
+    record will only know once they are done is read from the run instead."""
     common = _common_vars(record)
     data = record.data
     to = data["to_version"]
@@ -113,18 +124,21 @@ def steps_for(name: str, record: IncidentRecord) -> list[Step]:
         return [Step("app_rollback.yml", common)]
     if name == "verify_app":
         return [Step("verify.yml", {**common, "verify_scope": "app", "verify_expected_version": to,
-                                    "verify_log_since": _since(record),
-                                    "verify_log_attributed_before": _attributed_before(record, "app_rollback")})]
+                                    "verify_log_since": _since(record, earlier),
+                                    "verify_log_attributed_before": _attributed_before(record, "app_rollback",
+                                                                                       earlier=earlier)})]
     if name == "db_restore":
         return [Step("db_restore.yml", common)]
     if name == "verify_db":
-        restored = record.phase("db_restore")["status"] == "ok" and data["database"]["restore"]
+        restored = data["database"]["restore"] and (record.phase("db_restore")["status"] == "ok"
+                                                    or "db_restore" in earlier)
         manifest = (data.get("backup") or {}).get("manifest") if restored else ""
         return [Step("verify.yml", {**common, "verify_scope": "db",
                                     "verify_expected_schema": data["database"]["target_schema"],
                                     "verify_backup_manifest": manifest or ""})]
-    full = {**common, "verify_scope": "full", "verify_expected_version": to, "verify_log_since": _since(record),
-            "verify_log_attributed_before": _attributed_before(record, "app_rollback", "db_restore")}
+    full = {**common, "verify_scope": "full", "verify_expected_version": to,
+            "verify_log_since": _since(record, earlier),
+            "verify_log_attributed_before": _attributed_before(record, "app_rollback", "db_restore", earlier=earlier)}
     if name == "maintenance_off":
         return [Step("verify.yml", full), Step("maintenance.yml", {**common, "maintenance_state": "off"})]
     if name == "post_verify":
@@ -134,6 +148,11 @@ def steps_for(name: str, record: IncidentRecord) -> list[Step]:
     if name == "collect_logs":
         return [Step("collect_logs.yml", {**common, "incident_logs_dir": str(record.path / "logs")})]
     raise KeyError(name)
+
+
+#: The phases one ansible-playbook run may take together: what preflight's findings decide, and not the logs
+#: (collected on their own, after a failure too).
+BATCHABLE = frozenset(phase_table.NAMES) - {"preflight", "collect_logs"}
 
 
 #: The phases a zero-downtime rollback leaves out: the plan's step 2 and its undoing (step 7). The full
@@ -255,12 +274,66 @@ class Rollback:
                     record.save()
                     self.ctx.progress.phase_skipped(phase, reason)
                     continue
-                code = self._run_phase(phase, cancelled)
+                together = self._batch_from(name)
+                if len(together) > 1:
+                    code = self._run_batch(together, cancelled)
+                else:
+                    code = self._run_phase(phase, cancelled)
+                    if code == ExitCode.OK and self.ctx.on_phase_done:
+                        self.ctx.on_phase_done(name, record)
                 if code != ExitCode.OK:
                     return code
-                if self.ctx.on_phase_done:
-                    self.ctx.on_phase_done(name, record)
         return self._finish()
+
+    # --- several phases in one ansible-playbook run ------------------------------------------
+
+    def _batch_from(self, name: str) -> list[tuple[str, str | None]]:
+        """The phases to run together from `name` on: (phase, why it is skipped or None), in order.
+
+        Only what preflight already decided goes together: the phases between preflight and collect_logs, up to a
+        phase the context wants a break after. Skipped ones stay in the list (recorded when the run reaches them)."""
+        if not self.ctx.batch or name not in BATCHABLE:
+            return [(name, None)]
+        together: list[tuple[str, str | None]] = []
+        for other in phase_table.NAMES[phase_table.NAMES.index(name):]:
+            if other not in BATCHABLE or self.record.phase(other)["status"] in ("ok", "skipped"):
+                break
+            together.append((other, skip_reason(other, self.record, self.check)))
+            if other in self.ctx.break_after and together[-1][1] is None:
+                break
+        while together and together[-1][1] is not None:  # trailing skips are recorded by the main loop
+            together.pop()
+        return together
+
+    def _run_batch(self, together: list[tuple[str, str | None]], cancelled: Cancelled) -> ExitCode:
+        record = self.record
+        runnable = [name for name, reason in together if reason is None]
+        steps, earlier = [], []
+        for name in runnable:
+            phase_steps = steps_for(name, record, earlier=tuple(earlier))
+            steps.extend((name, step) for step in phase_steps)
+            earlier.append(name)
+        common = {**_common_vars(record), **self.ctx.extravars}
+        text = batch.playbook(((name, step.playbook, {key: value for key, value in step.extravars.items()
+                                                      if key not in common or common[key] != value})
+                               for name, step in steps), str(self.ctx.project / "playbooks"))
+        first = runnable[0]
+        ident = f"{record.incident_id}-{first}-batch-{utcnow()}".replace(":", "")
+        self.ctx.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.ctx.runs_dir / f".{ident}.yml"
+        path.write_text(text)
+        path.chmod(0o600)
+        tracker = _BatchTracker(self, together, [(name, step.playbook) for name, step in steps],
+                                str(self.ctx.runs_dir / "artifacts" / ident))
+        tracker.enter(first)
+        try:
+            result = run_playbook(project=self.ctx.project, playbook=str(path), inventory=self.inventory,
+                                  extravars=common, check=self.check, ident=ident, runs_dir=self.ctx.runs_dir,
+                                  envvars={"ROLLBACKCTL_RECORD": "off"}, on_event=tracker.event,
+                                  raise_on_failure=False, cancel_callback=cancelled)
+        finally:
+            path.unlink(missing_ok=True)
+        return tracker.finish(result, cancelled)
 
     def _run_phase(self, phase: phase_table.Phase, cancelled: Cancelled) -> ExitCode:
         record = self.record
@@ -322,6 +395,93 @@ class Rollback:
             record.set_outcome("succeeded", f"check mode: {changed} change(s) would be made; nothing was changed")
         else:
             record.conclude()
+        record.save()
+        return ExitCode.OK
+
+
+class _BatchTracker:
+    """Keeps the record phase by phase while one run takes several phases (rollbackctl.batch)."""
+
+    def __init__(self, rollback: Rollback, together: list[tuple[str, str | None]], steps: list[tuple[str, str]],
+                 artifacts_dir: str):
+        self.rollback = rollback
+        self.artifacts_dir = artifacts_dir
+        self.together = together
+        self.steps = steps
+        self.current: str | None = None
+        self.events: batch.PhaseEvents = batch.PhaseEvents()
+        self.done: list[str] = []
+
+    def _skip_up_to(self, name: str | None) -> None:
+        """Record the skipped phases that come before `name` in this run (or all that are left: None)."""
+        record, progress = self.rollback.record, self.rollback.ctx.progress
+        for other, reason in self.together:
+            if other == name:
+                return
+            if reason is not None and record.phase(other)["status"] not in ("skipped", "ok"):
+                record.skip_phase(other, reason)
+                progress.phase_skipped(phase_table.get(other), reason)
+
+    def enter(self, name: str) -> None:
+        record = self.rollback.record
+        self._skip_up_to(name)
+        record.start_phase(name, [playbook for phase, playbook in self.steps if phase == name])
+        record.save()
+        self.rollback.ctx.progress.phase_started(phase_table.get(name))
+        self.current, self.events = name, batch.PhaseEvents()
+
+    def _close(self, status: str, error: str | None = None) -> None:
+        name, events, record = self.current, self.events, self.rollback.record
+        for stats in events.stats:
+            record.apply_stats(stats, phase=name)
+        hosts = sorted(events.hosts_changed)
+        record.finish_phase(name, status, hosts_changed=hosts, changed=events.changed, error=error,
+                            artifacts=[self.artifacts_dir])
+        record.save()
+        if status == "ok":
+            self.done.append(name)
+            self.rollback.ctx.progress.phase_finished(
+                phase_table.get(name), "ok", f"changed={events.changed}" + (f" on {', '.join(hosts)}" if hosts else ""))
+            if self.rollback.ctx.on_phase_done:
+                self.rollback.ctx.on_phase_done(name, record)
+
+    def event(self, event: dict[str, Any]) -> None:
+        self.rollback._event(event)
+        step = batch.entered(event)
+        if step and step[0] != self.current:
+            # The boundary let the run go on: every host came through, the phase is done (a failure a block
+            # rescued does not stop it, as in a run of its own).
+            self._close("ok")
+            self.enter(step[0])
+        if step:
+            self.events.playbook = step[1]
+        batch.fold(self.events, event)
+
+    def finish(self, result: PlaybookResult, cancelled: Cancelled) -> ExitCode:
+        rollback, record, name = self.rollback, self.rollback.record, self.current
+        phase = phase_table.get(name)
+        artifacts = [self.artifacts_dir]
+        playbook = self.events.playbook or next(p for n, p in self.steps if n == name)
+        if cancelled() or result.status == "canceled":
+            error = f"interrupted by signal {cancelled.signal or '?'} during {playbook}"
+            record.finish_phase(name, "interrupted", hosts_changed=sorted(self.events.hosts_changed),
+                                changed=self.events.changed, error=error, artifacts=artifacts)
+            record.set_outcome("interrupted", f"interrupted in phase {name}",
+                               next_step_after_failure(name, record, interrupted=True))
+            record.save()
+            rollback.ctx.progress.phase_finished(phase, "interrupted")
+            raise RunInterrupted(f"{error}; `rollbackctl resume {record.incident_id}` continues from {name}")
+        if not result.ok:
+            error = f"{playbook} failed: {result.why()}"
+            self._close("failed", error)
+            record.set_outcome("failed", f"stopped in phase {name}: {error}", next_step_after_failure(name, record))
+            record.save()
+            if not rollback.check:
+                rollback._collect_logs_best_effort(cancelled)
+            rollback.ctx.progress.phase_finished(phase, "FAILED", error)
+            return ExitCode.PHASE_FAILED
+        self._close("ok")
+        self._skip_up_to(None)
         record.save()
         return ExitCode.OK
 

@@ -9,6 +9,7 @@ options and prints the outcome.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -84,9 +85,14 @@ def read_trigger_report(path: str | None) -> dict | None:
     return report
 
 
+#: Set to 1, every phase runs in an ansible-playbook of its own (slower; for debugging a phase in isolation).
+PHASE_BY_PHASE_ENV = "ROLLBACKCTL_PHASE_BY_PHASE"
+
+
 def context(project: Path, *, quiet: bool = False, runs_dir: Path | None = None) -> Context:
     """The orchestrator's context: the project, ansible-runner's folder, the progress display."""
-    return Context(project=project, runs_dir=runs_dir or state_dir() / "runs", progress=Progress(quiet=quiet))
+    return Context(project=project, runs_dir=runs_dir or state_dir() / "runs", progress=Progress(quiet=quiet),
+                   batch=os.environ.get(PHASE_BY_PHASE_ENV, "") not in ("1", "true", "yes"))
 
 
 def zero_downtime_departure(chosen_by: str) -> dict[str, str]:

@@ -166,6 +166,7 @@ def rehearse(*, decided_by: str, role: str, consensus: Iterable[str] = (), inven
         say.message(f"5/6 roll back to {stable} (incident {incident_id})")
         ctx = context(project, quiet=quiet, runs_dir=runs_dir)
         ctx.on_phase_done = on_phase_done
+        ctx.break_after = frozenset({"verify_db"})  # the fingerprint runs between verify_db and any traffic
         ctx.extravars = notify_vars
         code = Rollback(record, ctx, inventory=inventory_path).execute()
         say.message("6/6 compare the platform with its state before the deployment")

@@ -41,7 +41,15 @@ def test_maintenance_on_off_through_nginx(sandbox, client):
         assert _maintenance(sandbox, "off", check=True).changed_count > 0
         assert client.request("GET", "/api/conversations").status == 503, "check mode changed nothing"
     finally:
-        switched_off = _maintenance(sandbox, "off")
+        reopened: dict = {}
+        switched_off = _maintenance(sandbox, "off", stats=reopened)
     assert switched_off.changed_count > 0
     assert client.request("GET", "/api/conversations").status == 401
+    # Reopened in the inventory's steps, each served (a client the step admits passes, one outside gets 503) and
+    # judged from its traffic - synthetic requests, as nobody else is calling.
+    steps = reopened["maintenance_ramp"]["sandbox-app"]
+    assert [step["percent"] for step in steps] == [25, 50]
+    for step in steps:
+        assert step["healthy"] and step["probe_outside"] == 503 and step["probe_inside"] != 503, step
+        assert step["requests"] >= 3 and step["synthetic"] >= 1 and step["errors"] == 0, step
     assert _maintenance(sandbox, "off").changed_count == 0

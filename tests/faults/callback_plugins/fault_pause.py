@@ -4,7 +4,9 @@ The fault-injection suite (tests/faults) puts this directory on ANSIBLE_CALLBACK
 it and appends its own) and arms it with FAULT_PAUSE, a JSON object:
 
   incident, phase, playbook  which run: ansible-runner's ident, <incident>-<phase>-<playbook stem>-<time>,
-                             is the basename of AWX_ISOLATED_DATA_DIR (the wrapper names its runs so)
+                             is the basename of AWX_ISOLATED_DATA_DIR (the wrapper names its runs so); in a
+                             run of several phases (<incident>-<first phase>-batch-<time>, rollbackctl.batch),
+                             the part of the run behind the boundary play "rollbackctl phase PHASE PLAYBOOK"
   event                      play_start (the first play), task_start, handler_start or stats
   task                       the task's name, for task_start and handler_start
   marker, release            files: the marker is written (pid, process group) when the pause begins;
@@ -31,16 +33,23 @@ description:
 """
 
 
-def _spec() -> dict | None:
+BOUNDARY = "rollbackctl phase "
+
+
+def _spec() -> tuple[dict | None, bool]:
+    """The pause this run is armed with, and whether the run takes several phases (a batch)."""
     raw = os.environ.get("FAULT_PAUSE")
     if not raw:
-        return None
+        return None, False
     spec = json.loads(raw)
     ident = os.path.basename(os.environ.get("AWX_ISOLATED_DATA_DIR", "").rstrip("/"))
-    prefix = f"{spec['incident']}-{spec['phase']}-{spec['playbook'].removesuffix('.yml')}-"
-    if not ident.startswith(prefix) or os.path.exists(spec["marker"]):
-        return None
-    return spec
+    if os.path.exists(spec["marker"]):
+        return None, False
+    if ident.startswith(f"{spec['incident']}-{spec['phase']}-{spec['playbook'].removesuffix('.yml')}-"):
+        return spec, False
+    if ident.startswith(f"{spec['incident']}-") and "-batch-" in ident:
+        return spec, True
+    return None, False
 
 
 class CallbackModule(CallbackBase):
@@ -51,12 +60,13 @@ class CallbackModule(CallbackBase):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._armed = _spec()
+        self._armed, self._batch = _spec()
         self._plays = 0
+        self._here = not self._batch  # in a batch: behind the boundary of the armed phase and playbook
 
     def _point(self, event: str, name: str = "") -> None:
         spec = self._armed
-        if not spec or spec["event"] != event:
+        if not spec or spec["event"] != event or not self._here:
             return
         wanted = spec.get("task")
         if wanted and name != wanted and not name.endswith(" : " + wanted):
@@ -74,9 +84,18 @@ class CallbackModule(CallbackBase):
             time.sleep(0.05)
 
     def v2_playbook_on_play_start(self, play):
+        name = play.get_name()
+        if self._batch and name.startswith(BOUNDARY):
+            spec = self._armed
+            if spec and self._here:  # the armed playbook's part ended: its "end (stats)" point is here
+                self._point("stats")
+            phase, _, playbook = name[len(BOUNDARY):].partition(" ")
+            self._here = bool(spec) and (phase, playbook) == (spec["phase"], spec["playbook"])
+            self._plays = 0
+            return
         self._plays += 1
         if self._plays == 1:
-            self._point("play_start", play.get_name())
+            self._point("play_start", name)
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._point("task_start", task.get_name())
