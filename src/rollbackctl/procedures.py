@@ -219,6 +219,7 @@ def resume_rollback(*, incident_id: str, incidents: str | None = None, break_loc
                                              f"resumed at {utcnow()} from phase {follow}. ").strip() + " "
         code = Rollback(record, context(project, quiet=quiet), inventory=inventory,
                         check=data["mode"] == "check").execute()
+        follow_up(record, None, console, check=data["mode"] == "check")
     return Outcome(code, record)
 
 
