@@ -181,7 +181,8 @@ def follow_up(record: IncidentRecord, tickets: Mapping[str, Any] | None, console
 
 
 def resume_rollback(*, incident_id: str, incidents: str | None = None, break_lock: bool = False,
-                    quiet: bool = False, project: Path | None = None, console: Console | None = None) -> Outcome:
+                    quiet: bool = False, project: Path | None = None, console: Console | None = None,
+                    tickets: Mapping[str, Any] | None = None) -> Outcome:
     """Continue an incident's rollback from its first phase not done, with the same inputs.
 
     The stale lock of the incident's own dead run is taken over; a phase left `running` is marked
@@ -199,6 +200,8 @@ def resume_rollback(*, incident_id: str, incidents: str | None = None, break_loc
     if data["outcome"]["status"] in ("succeeded", "nothing_to_do"):
         console.info(f"incident {record.incident_id} already completed ({data['outcome']['summary']}); "
                      "nothing to resume")
+        if tickets:  # tickets asked for after the rollback: opened once (found again by their marker)
+            follow_up(record, tickets, console, check=data["mode"] == "check")
         return Outcome(ExitCode.OK, record, ran=False)
     inventory = Path(data["environment"]["inventory"])
     if not inventory.exists():
@@ -219,7 +222,7 @@ def resume_rollback(*, incident_id: str, incidents: str | None = None, break_loc
                                              f"resumed at {utcnow()} from phase {follow}. ").strip() + " "
         code = Rollback(record, context(project, quiet=quiet), inventory=inventory,
                         check=data["mode"] == "check").execute()
-        follow_up(record, None, console, check=data["mode"] == "check")
+        follow_up(record, tickets, console, check=data["mode"] == "check")
     return Outcome(code, record)
 
 

@@ -157,3 +157,84 @@ def test_every_new_option_has_help(capsys):
         "--tickets-label LABEL",
     ):
         assert option in out
+
+
+def test_resume_of_a_completed_incident_opens_the_tickets_asked_for_once(standin, monkeypatch, capsys):
+    assert _run(standin) == ExitCode.OK
+    tracker = Tracker()
+    try:
+        monkeypatch.setenv("ROLLBACKCTL_TICKETS_TOKEN", TOKEN)
+        for _ in range(2):
+            code = main(
+                [
+                    "resume",
+                    "INC-WIRE",
+                    "--incidents-dir",
+                    str(standin),
+                    "--tickets-repo",
+                    "chatbot/platform",
+                    "--tickets-api",
+                    tracker.url,
+                    "--quiet",
+                ]
+            )
+            assert code == ExitCode.OK
+    finally:
+        tracker.close()
+    assert len(tracker.issues) == 1
+    data = json.loads((standin / "INC-WIRE" / "incident.json").read_text())
+    assert data["follow_up"]["tickets"] == [tracker.issues[0]["html_url"]]
+    assert data["tickets"]["items"][0]["status"] == "created"  # the second resume found it: nothing new
+
+
+def test_the_wait_stops_at_once_on_sigint(tmp_path):
+    from rollbackctl.orchestrator import Cancelled
+    from rollbackctl.record import IncidentRecord
+    from rollbackctl.roster import load_roster
+
+    record = IncidentRecord.create(
+        tmp_path,
+        "INC-SIGINT",
+        inventory="x",
+        reason="r",
+        to_version="v0.9.0",
+        authority={
+            "decided_by": "D",
+            "role": "cto",
+            "basis": "tertiary",
+            "consensus": [],
+            "approved_by": ["D"],
+            "explanation": "x",
+        },
+    )
+    people.start(record, load_roster(PROJECT / "inventories" / "local"))
+    with Cancelled() as cancelled:
+        cancelled.event.set()
+        started = time.monotonic()
+        assert people.wait_for_acknowledgements(record, 60, poll=0.1) == "interrupted"
+    assert time.monotonic() - started < 5
+
+
+def test_an_acknowledgement_without_a_roster_is_recorded(tmp_path):
+    from rollbackctl.record import IncidentRecord, validate
+
+    record = IncidentRecord.create(
+        tmp_path,
+        "INC-NOROSTER",
+        inventory="x",
+        reason="r",
+        to_version="v0.9.0",
+        authority={
+            "decided_by": "D",
+            "role": "cto",
+            "basis": "tertiary",
+            "consensus": [],
+            "approved_by": ["D"],
+            "explanation": "x",
+        },
+    )
+    people.acknowledge(record.path, "Someone")
+    data = json.loads((record.path / "incident.json").read_text())
+    validate(data)
+    assert data["people"]["roles"] == [] and data["people"]["acknowledgements"][0]["name"] == "Someone"
+    assert people.summary(data)["missing"] == []

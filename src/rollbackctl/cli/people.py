@@ -19,7 +19,7 @@ def _retry_estimate(value: str, option: str) -> str:
 
 
 def people_options(parser: argparse.ArgumentParser) -> None:
-    """--roster, --ack-timeout, --retry-estimate, --tickets-repo, --tickets-api, --tickets-label."""
+    """--roster, --ack-timeout, --retry-estimate and the ticket options (`ticket_arguments`)."""
     parser.add_argument(
         "--roster",
         metavar="FILE",
@@ -44,6 +44,11 @@ def people_options(parser: argparse.ArgumentParser) -> None:
         help="when the failed release may be retried, e.g. 4h, 1h30m (default: the --fix-estimate "
         "the decision matrix saw); recorded and given in the completion notice",
     )
+    ticket_arguments(parser)
+
+
+def ticket_arguments(parser: argparse.ArgumentParser) -> None:
+    """--tickets-repo, --tickets-api, --tickets-label (run, resume)."""
     parser.add_argument(
         "--tickets-repo",
         metavar="OWNER/NAME",
