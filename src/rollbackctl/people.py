@@ -20,6 +20,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,13 +37,15 @@ if TYPE_CHECKING:
 LOCK_NAME = ".record.lock"
 #: The longest wait for acknowledgements a run accepts (a wait is never open-ended).
 ACK_TIMEOUT_MAX = 3600
-_held: dict[str, int] = {}  # the record locks this process holds (re-entrant: ack saves under its own lock)
+_local = threading.local()  # the record locks this thread holds (re-entrant: ack saves under its own lock)
 
 
 @contextlib.contextmanager
 def record_lock(folder: str | os.PathLike) -> Iterator[None]:
-    """Hold the incident folder's lock (exclusive flock on ``.record.lock``); re-entrant within the process."""
+    """Hold the incident folder's lock (exclusive flock on ``.record.lock``); re-entrant within a thread. Other
+    threads and processes wait (each takes the lock through its own open file, and flock locks those apart)."""
     key = os.path.realpath(folder)
+    _held = _local.__dict__.setdefault("held", {})
     if _held.get(key):
         _held[key] += 1
         try:

@@ -296,3 +296,13 @@ def test_run_with_a_bad_roster_is_a_usage_error_without_a_traceback(tmp_path, ca
     assert code == ExitCode.USAGE
     assert "duplicate: the Rollback Coordinator is already given at rollback_roster.roles[0]" in err
     assert "Traceback" not in err
+
+
+def test_concurrent_acknowledgements_from_threads_are_all_kept(record):
+    names = [f"Thread {i}" for i in range(10)]
+    threads = [threading.Thread(target=people.acknowledge, args=(record.path, name)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(a["name"] for a in _saved(record)["people"]["acknowledgements"]) == sorted(names)
