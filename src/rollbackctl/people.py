@@ -197,7 +197,7 @@ def wait_for_acknowledgements(
     deadline = clock() + timeout
     wait = {"timeout_seconds": timeout, "started_at": utcnow(), "ended_at": None, "result": "waiting", "missing": []}
     people["ack_wait"] = wait
-    first = True
+    first, saved = True, None
     while True:
         with record_lock(record.path):
             merge_acknowledgements(record)
@@ -214,7 +214,9 @@ def wait_for_acknowledgements(
             )
             if result:
                 wait.update(result=result, ended_at=utcnow())
-            record.save()
+            if result or missing != saved:  # written when something changed, not at every poll
+                record.save()
+                saved = missing
         if result:
             break
         if first and console is not None:
