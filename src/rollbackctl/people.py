@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import inputs
-from .errors import UsageError
+from .errors import RecordInvalid, UsageError
 from .times import maybe_time, utcnow
 
 if TYPE_CHECKING:
@@ -116,9 +116,15 @@ def _roles_of(people: dict[str, Any], name: str) -> list[str]:
 def acknowledge(folder: str | os.PathLike, name: str, *, at: str | None = None, secrets=()) -> tuple[dict, bool]:
     """Record that `name` acknowledged the rollback of the incident in `folder`: (the acknowledgement, whether it
     is new). One acknowledgement per person (names compared as `inputs.person_key`); the first time is kept."""
-    from .record import IncidentRecord
+    from .record import IncidentRecord, schema_problems
 
     name = inputs.person_name(name, "--as")
+    problems = schema_problems(IncidentRecord.load(folder, secrets).data)  # before the lock file is made
+    if problems:
+        raise RecordInvalid(
+            f"cannot record an acknowledgement: {Path(folder) / 'incident.json'} does not match the "
+            f"incident schema ({'; '.join(problems[:3])})"
+        )
     with record_lock(folder):
         record = IncidentRecord.load(folder, secrets)
         people = record.data.setdefault("people", _empty())

@@ -230,14 +230,14 @@ def _group_vars_files(inventory: Path) -> list[Path]:
     return [p for p in files if p.is_file()]
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path, where: str) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise UsageError(f"{where}: cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
     if text.lstrip().startswith("$ANSIBLE_VAULT"):
         return None  # an encrypted vars file is not where the roster lives
-    return inputs.parse_yaml(text, str(path), top=None)
+    return inputs.parse_yaml(text, where, top=None)
 
 
 def load_roster(
@@ -250,14 +250,17 @@ def load_roster(
     """
     if roster_file is not None:
         path = inputs.input_file(os.fspath(roster_file), "--roster")
-        document = _read(path)
+        document = _read(path, f"--roster {str(path)[:200]}")
         value = document.get(VARIABLE, document) if isinstance(document, Mapping) else document
-        return parse_roster(value, str(path))
+        try:
+            return parse_roster(value, str(path))
+        except UsageError as exc:
+            raise UsageError(f"--roster {str(path)[:200]}: {exc}") from None
     if inventory is None:
         return None
     found: list[tuple[Path, Any]] = []
     for path in _group_vars_files(Path(inventory)):
-        document = _read(path)
+        document = _read(path, str(path))
         if isinstance(document, Mapping) and VARIABLE in document:
             found.append((path, document[VARIABLE]))
     if not found:
