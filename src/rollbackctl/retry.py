@@ -26,6 +26,7 @@ from .times import iso, maybe_time
 if TYPE_CHECKING:
     from .record import IncidentRecord
 
+SOURCES = {"operator": "the operator's (--retry-estimate)", "fix_estimate": "the fix estimate the decision matrix saw"}
 #: How the generated retry plan starts (a plan an operator wrote instead is never replaced).
 GENERATED = "Retry of "
 DEFAULT_TEXT = "to be scheduled after the root-cause analysis"
@@ -92,7 +93,7 @@ def _verification(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def plan(data: dict[str, Any], given: datetime.timedelta | None = None, *, source: str | None = None) -> dict[str, Any]:
+def plan(data: dict[str, Any], given: datetime.timedelta | None = None) -> dict[str, Any]:
     """The ``retry`` section for the record `data`: `given` (the operator's), else the matrix's fix estimate."""
     previous = data.get("retry") or {}
     if given is None and previous.get("source") == "operator" and previous.get("seconds"):
@@ -105,17 +106,15 @@ def plan(data: dict[str, Any], given: datetime.timedelta | None = None, *, sourc
     if estimate is None:
         text = DEFAULT_TEXT
     else:
-        why = "operator's estimate" if origin == "operator" else "the fix estimate the decision matrix saw"
         text = (
-            f"not before {not_before} (in about {matrix.format_duration(estimate)}, {why}), once the fix is "
-            "tested in staging"
+            f"not before {not_before} (in about {matrix.format_duration(estimate)}), once the fix is tested in staging"
         )
     issue_type, severity = _severity(data)
     partial = None if severity is None else (severity != "critical" and issue_type != "security")
     return {
         "estimate": matrix.format_duration(estimate) if estimate is not None else None,
         "seconds": estimate.total_seconds() if estimate is not None else None,
-        "source": source or origin,
+        "source": origin,
         "not_before": not_before,
         "text": text,
         "failed_release": data.get("from_version"),
@@ -128,6 +127,8 @@ def plan(data: dict[str, Any], given: datetime.timedelta | None = None, *, sourc
 def plan_text(retry: dict[str, Any]) -> str:
     """The follow-up as one paragraph (the record's ``follow_up.retry_plan``)."""
     parts = [f"{GENERATED}{retry.get('failed_release') or 'the failed release'}: {retry['text']}."]
+    if retry.get("source") in SOURCES:
+        parts.append(f"The estimate is {SOURCES[retry['source']]}.")
     verification = retry.get("verification") or {}
     if verification.get("triggers_fired"):
         parts.append(f"Triggers that fired: {', '.join(verification['triggers_fired'])}.")

@@ -306,3 +306,14 @@ def test_concurrent_acknowledgements_from_threads_are_all_kept(record):
     for thread in threads:
         thread.join(30)
     assert sorted(a["name"] for a in _saved(record)["people"]["acknowledgements"]) == sorted(names)
+
+
+def test_names_are_escaped_in_both_reports(record):
+    record.data["people"]["roles"][1]["name"] = "<script>alert(1)</script> | *bold*"
+    record.save()
+    data = _saved(record)
+    html = render_html(data)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    row = next(line for line in render_markdown(data).splitlines() if line.startswith("| Application Engineer"))
+    assert row.count(" | ") == 4  # the name's pipe does not open a column
+    assert "<script>" not in row
