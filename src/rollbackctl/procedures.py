@@ -142,6 +142,9 @@ def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: st
     team = load_roster(path, roster)
     granted = check_decision_authority(team, granted)
     ack_timeout = people.check_ack_timeout(ack_timeout)
+    if ack_timeout and team is None:
+        console.warn("--ack-timeout: the inventory has no rollback_roster (and no --roster was given): nobody to wait "
+                     "for, the run does not wait")
     retry_given = retry.check_estimate(retry_estimate)
     decision = decision_row(issue_type, severity, fix_estimate)
     trigger_report = read_trigger_report(triggers_report)

@@ -238,3 +238,33 @@ def test_an_acknowledgement_without_a_roster_is_recorded(tmp_path):
     validate(data)
     assert data["people"]["roles"] == [] and data["people"]["acknowledgements"][0]["name"] == "Someone"
     assert people.summary(data)["missing"] == []
+
+
+def test_an_ack_timeout_without_a_roster_says_it_does_not_wait(standin, tmp_path, capsys):
+    inventory = tmp_path / "bare"
+    inventory.mkdir()
+    (inventory / "hosts.yml").write_text((PROJECT / "inventories" / "local" / "hosts.yml").read_text())
+    code = main(
+        [
+            "run",
+            "standard",
+            "-i",
+            str(inventory),
+            "--to",
+            "v0.9.0",
+            "--reason",
+            "5xx",
+            "--decided-by",
+            "Dana",
+            "--role",
+            "cto",
+            "--incidents-dir",
+            str(standin),
+            "--quiet",
+            "--ack-timeout",
+            "30",
+        ]
+    )
+    assert code == ExitCode.OK
+    assert "--ack-timeout: the inventory has no rollback_roster" in capsys.readouterr().err
+    assert StandIn.seen["waited"] < 5

@@ -11,7 +11,7 @@ from .common import add_command
 
 EXIT_CODES = {
     ExitCode.OK: "acknowledgement recorded (or this person had already acknowledged: the first time is kept)",
-    ExitCode.ERROR: "error (unreadable record)",
+    ExitCode.ERROR: "error: the record is unreadable or does not match the incident schema (nothing was written)",
     ExitCode.USAGE: "no such incident, a malformed incident id, or a bad name",
     ExitCode.INTERRUPTED: None,
 }
