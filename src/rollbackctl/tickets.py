@@ -41,6 +41,8 @@ DEFAULT_API = "https://api.github.com"
 TOKEN_ENV = "ROLLBACKCTL_TICKETS_TOKEN"  # noqa: S105 - the name of a variable, not a token
 LABEL = "rollback-incident"
 MARKER = "rollbackctl-ticket"
+PER_PAGE = 100
+PAGES = 10
 _REPO = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}", re.ASCII)
 _CAUSE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -108,11 +110,21 @@ class GitHubIssues:
             raise TicketError(f"{method} {path}: the answer is not JSON") from None
 
     def find(self, marker: str) -> Ticket | None:
-        query = urllib.parse.urlencode({"state": "all", "labels": LABEL, "per_page": 100})
-        issues = self._request("GET", f"/issues?{query}")
-        for issue in issues if isinstance(issues, list) else []:
-            if isinstance(issue, dict) and marker in str(issue.get("body") or ""):
-                return Ticket(str(issue.get("html_url") or issue.get("url") or ""), issue.get("number"))
+        """The issue (open or closed) with the marker label whose body holds `marker`, newest first, at most
+        `PAGES` pages of 100 (GitHub's search API is not used: its index lags behind a just-created issue)."""
+        for page in range(1, PAGES + 1):
+            query = urllib.parse.urlencode({"state": "all", "labels": LABEL, "per_page": PER_PAGE, "page": page})
+            issues = self._request("GET", f"/issues?{query}")
+            issues = issues if isinstance(issues, list) else []
+            for issue in issues:
+                if isinstance(issue, dict) and marker in str(issue.get("body") or ""):
+                    number = issue.get("number")
+                    return Ticket(
+                        str(issue.get("html_url") or issue.get("url") or ""),
+                        number if isinstance(number, int) else None,
+                    )
+            if len(issues) < PER_PAGE:
+                return None
         return None
 
     def create(self, title: str, body: str, labels: list[str]) -> Ticket:

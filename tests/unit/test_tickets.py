@@ -77,7 +77,9 @@ class Tracker:
                 if url.path != "/repos/chatbot/platform/issues":
                     return self._answer(404, {"message": "Not Found"})
                 wanted = query.get("labels", [""])[0]
-                self._answer(200, [i for i in tracker.issues if not wanted or wanted in i["labels"]])
+                per_page, page = int(query.get("per_page", ["30"])[0]), int(query.get("page", ["1"])[0])
+                found = [i for i in reversed(tracker.issues) if not wanted or wanted in i["labels"]]  # newest first
+                self._answer(200, found[(page - 1) * per_page : page * per_page])
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -282,3 +284,24 @@ def test_the_backend_is_an_interface(record):
 def test_a_bad_repository_is_a_usage_error(repo):
     with pytest.raises(tickets.UsageError, match="--tickets-repo"):
         tickets.check_repo(repo)
+
+
+def test_the_marker_is_found_past_the_first_page(record, tracker):
+    tickets.file_tickets(record, repo="chatbot/platform", token=TOKEN, api=tracker.url)
+    for number in range(150):  # newer issues of other incidents push these two to page 2
+        tracker.issues.append(
+            {
+                "number": 100 + number,
+                "html_url": f"https://github.example/x/{number}",
+                "body": "other",
+                "labels": ["rollback-incident"],
+                "title": "t",
+            }
+        )
+    fresh = IncidentRecord.load(record.path)
+    fresh.data.pop("tickets")
+    items = tickets.file_tickets(fresh, repo="chatbot/platform", token=TOKEN, api=tracker.url)
+    assert [i["status"] for i in items] == ["found", "found"]
+    assert [i["number"] for i in items] == [1, 2]
+    gets = [r["path"] for r in tracker.requests if r["method"] == "GET"]
+    assert any("page=2" in path for path in gets)
