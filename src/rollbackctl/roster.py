@@ -26,6 +26,7 @@ decision authority: every person the decision rests on must be listed there with
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import unicodedata
@@ -304,7 +305,8 @@ def check_decision_authority(roster: Roster | None, granted: Authority) -> Autho
                 role=granted.role,
                 missing=missing,
             )
-    return granted
+    note = f" {', '.join(granted.approved_by)}: listed in the roster's decision authority ({roster.source or '?'})."
+    return dataclasses.replace(granted, explanation=granted.explanation + note)
 
 
 # ---- text for people ---------------------------------------------------------------------------------------

@@ -130,7 +130,9 @@ def test_without_a_decision_authority_in_the_roster_the_plans_rule_alone_decides
 
 def test_the_decider_must_be_listed_with_the_role_they_decide_in():
     roster = _with_authority()
-    assert check_decision_authority(roster, check_authority("dana  OPS", "Lead DevOps Engineer")).basis == "primary"
+    granted = check_decision_authority(roster, check_authority("dana  OPS", "Lead DevOps Engineer"))
+    assert granted.basis == "primary"
+    assert granted.explanation.endswith(" dana OPS: listed in the roster's decision authority (roster.yml).")
     with pytest.raises(
         AuthorityRefused,
         match=r"Mallory is not in the roster's decision authority as Lead DevOps "
