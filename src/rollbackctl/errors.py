@@ -133,3 +133,7 @@ class PrometheusQueryError(MetricsUnavailable):
 
 class PrometheusQueryRejected(MetricsUnavailable):
     """Prometheus refused the query itself (HTTP 400 bad_data): retrying cannot help."""
+
+
+class TicketError(RollbackctlError):
+    """The issue tracker refused a request or could not be reached (recorded, never fatal to the rollback)."""

@@ -20,6 +20,7 @@ from . import batch
 from . import phases as phase_table
 from .errors import ExitCode, RunInterrupted
 from .lock import EnvironmentLock
+from .notices import notice_vars
 from .progress import Progress
 from .record import IncidentRecord
 from .runner import PlaybookResult, run_playbook
@@ -117,7 +118,7 @@ def steps_for(name: str, record: IncidentRecord, earlier: Collection[str] = ()) 
     if name == "preflight":
         return [Step("preflight.yml", common)]
     if name == "announce":
-        return [Step("notify.yml", {**common, "notify_event": "rollback_started"})]
+        return [Step("notify.yml", {**common, "notify_event": "rollback_started", **notice_vars(record, name)})]
     if name == "maintenance_on":
         return [Step("maintenance.yml", {**common, "maintenance_state": "on"})]
     if name == "app_rollback":
@@ -144,7 +145,7 @@ def steps_for(name: str, record: IncidentRecord, earlier: Collection[str] = ()) 
     if name == "post_verify":
         return [Step("verify.yml", full)]
     if name == "notify_done":
-        return [Step("notify.yml", {**common, "notify_event": "rollback_completed"})]
+        return [Step("notify.yml", {**common, "notify_event": "rollback_completed", **notice_vars(record, name)})]
     if name == "collect_logs":
         return [Step("collect_logs.yml", {**common, "incident_logs_dir": str(record.path / "logs")})]
     raise KeyError(name)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from . import inputs, matrix
+from . import inputs, matrix, people, retry
 from .authority import check_authority
 from .errors import ExitCode, IncidentNotFound, ProcedureNotAvailable, RecordInvalid, UsageError
 from .inputs import DATABASE_CHOICES, PROCEDURES, VERSION_RE, check_version, version_arg  # noqa: F401 - API
@@ -25,6 +26,7 @@ from .paths import check_new_incident, incident_path, incidents_dir, state_dir
 from .progress import Progress
 from .project import find_project
 from .record import IncidentRecord, make_incident_id, schema_problems
+from .roster import check_decision_authority, load_roster
 from .times import utcnow
 
 
@@ -111,13 +113,17 @@ def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: st
                  issue_type: str | None = None, severity: str | None = None, fix_estimate: str | None = None,
                  triggers_report: str | None = None, check: bool = False, break_lock: bool = False,
                  quiet: bool = False, project: Path | None = None, console: Console | None = None,
-                 zero_downtime: bool = False) -> Outcome:
+                 zero_downtime: bool = False, roster: str | None = None, ack_timeout: float = 0,
+                 retry_estimate: str | None = None, tickets: Mapping[str, Any] | None = None) -> Outcome:
     """Run the plan's standard rollback of `inventory` to `to_version` under decision authority.
 
     Authority is checked first: a refusal changes nothing, not even a record or a lock. Then the
     inputs, then the lock (LockHeld naming the holder), then the record and the phases.
     `zero_downtime` leaves the plan's maintenance window out (recorded as a departure); preflight refuses it
-    when the database must be restored.
+    when the database must be restored. The roster (`roster` file, else the inventory's ``rollback_roster``)
+    is recorded, and holds the decision to its decision authority when it lists one; `ack_timeout` waits that
+    many seconds after the announcement for everyone in it to acknowledge (`people`); `retry_estimate` is the
+    retry timeline (`retry`); `tickets` opens one ticket per cause after the rollback (`tickets`).
     """
     console = console or Console()
     if procedure == "emergency":
@@ -139,6 +145,13 @@ def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: st
     granted = check_authority(decided_by, role, list(consensus))
     to = check_version(to_version)
     path = resolve_inventory(inventory, project)
+    team = load_roster(path, roster)
+    granted = check_decision_authority(team, granted)
+    ack_timeout = people.check_ack_timeout(ack_timeout)
+    if ack_timeout and team is None:
+        console.warn("--ack-timeout: the inventory has no rollback_roster (and no --roster was given): nobody to wait "
+                     "for, the run does not wait")
+    retry_given = retry.check_estimate(retry_estimate)
     decision = decision_row(issue_type, severity, fix_estimate)
     trigger_report = read_trigger_report(triggers_report)
     incident_id = incident_id or make_incident_id(to)
@@ -154,14 +167,31 @@ def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: st
             departures=[zero_downtime_departure(granted.decided_by)] if zero_downtime else ())
         if backup:
             record.data["database"]["backup_name"] = backup
+        people.start(record, team)
+        retry.start(record, retry_given)
         console.info(f"incident {incident_id}: rolling back {path.name} to {to} "
                      f"(decided by {granted.decided_by}, {granted.basis}); record in {record.path}")
-        code = Rollback(record, context(project, quiet=quiet), inventory=path, check=check).execute()
+        ctx = context(project, quiet=quiet)
+        ctx.on_phase_done = people.waiter(ack_timeout, console)
+        code = Rollback(record, ctx, inventory=path, check=check).execute()
+        follow_up(record, tickets, console, check=check)
     return Outcome(code, record)
 
 
+def follow_up(record: IncidentRecord, tickets: Mapping[str, Any] | None, console: Console, *,
+              check: bool = False) -> None:
+    """After the run: the retry plan from what the run showed, then (never fatal) the tickets."""
+    retry.conclude(record)
+    record.save()
+    if tickets and not check and record.data["outcome"]["status"] == "succeeded":
+        from .tickets import file_tickets
+
+        file_tickets(record, console=console, **tickets)
+
+
 def resume_rollback(*, incident_id: str, incidents: str | None = None, break_lock: bool = False,
-                    quiet: bool = False, project: Path | None = None, console: Console | None = None) -> Outcome:
+                    quiet: bool = False, project: Path | None = None, console: Console | None = None,
+                    tickets: Mapping[str, Any] | None = None) -> Outcome:
     """Continue an incident's rollback from its first phase not done, with the same inputs.
 
     The stale lock of the incident's own dead run is taken over; a phase left `running` is marked
@@ -179,6 +209,8 @@ def resume_rollback(*, incident_id: str, incidents: str | None = None, break_loc
     if data["outcome"]["status"] in ("succeeded", "nothing_to_do"):
         console.info(f"incident {record.incident_id} already completed ({data['outcome']['summary']}); "
                      "nothing to resume")
+        if tickets:  # tickets asked for after the rollback: opened once (found again by their marker)
+            follow_up(record, tickets, console, check=data["mode"] == "check")
         return Outcome(ExitCode.OK, record, ran=False)
     inventory = Path(data["environment"]["inventory"])
     if not inventory.exists():
@@ -199,6 +231,7 @@ def resume_rollback(*, incident_id: str, incidents: str | None = None, break_loc
                                              f"resumed at {utcnow()} from phase {follow}. ").strip() + " "
         code = Rollback(record, context(project, quiet=quiet), inventory=inventory,
                         check=data["mode"] == "check").execute()
+        follow_up(record, tickets, console, check=data["mode"] == "check")
     return Outcome(code, record)
 
 

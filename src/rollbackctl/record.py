@@ -413,10 +413,15 @@ class IncidentRecord:
         return redact(self.data, self.secrets)  # a redacted copy; self.data is left as it is
 
     def save(self) -> Path:
-        data = self.rendered()
-        validate(data)
-        write_atomic(self.path / "incident.json", json.dumps(data, indent=2, sort_keys=False) + "\n", mode=0o640)
-        write_atomic(self.path / "incident.md", self._markdown(data), mode=0o640)
+        from .people import merge_acknowledgements, record_lock
+
+        with record_lock(self.path):  # `rollbackctl ack` writes the same file: neither loses the other's writes
+            merge_acknowledgements(self)
+            data = self.rendered()
+            validate(data)
+            write_atomic(self.path / "incident.json", json.dumps(data, indent=2, sort_keys=False) + "\n",
+                         mode=0o640)
+            write_atomic(self.path / "incident.md", self._markdown(data), mode=0o640)
         return self.path / "incident.json"
 
     def _markdown(self, data: dict[str, Any]) -> str:

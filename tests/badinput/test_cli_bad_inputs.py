@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -83,6 +84,15 @@ def _make_world(root: Path) -> dict[str, str]:
         "NOTOBJ_METRICS": ("metrics.json", json.dumps({**obs, "metrics": [1]})),
         "BADUTF8": ("badutf8.json", None),
     }
+    roster = yaml.safe_load((ROOT / "inventories" / "local" / "group_vars" / "all" / "roster.yml").read_text())
+    roles = roster["rollback_roster"]["roles"]
+    documents.update({
+        "ROSTER_DUP": ("roster-dup.yml", yaml.safe_dump({"rollback_roster": {"roles": [*roles, roles[0]]}})),
+        "ROSTER_UNKNOWN": ("roster-unknown.yml", yaml.safe_dump({"roles": [{**roles[0], "role": "boss"}, *roles]})),
+        "ROSTER_NOBODY": ("roster-nobody.yml", yaml.safe_dump({"roles": [{**roles[0], "name": ""}, *roles[1:]]})),
+        "ROSTER_AUTH": ("roster-auth.yml", yaml.safe_dump({"roles": roles, "decision_authority": [
+            {"name": "Cy Tee", "role": "cto"}]})),
+    })
     world = {"INV": str(inventory), "FILE": str(a_file), "DIR": str(files / "folder"),
              "MISSING": str(files / "missing"), "PROJECT": str(project)}
     for key, (name, text) in documents.items():
@@ -156,6 +166,7 @@ BASE = {
     "run": ["run", "standard", "-i", "@INV@", "--to", "v0.9.0", "--reason", "bad day", "--decided-by", "Dana",
             "--role", "cto"],
     "resume": ["resume", "GOOD"],
+    "ack": ["ack", "GOOD", "--as", "Dana"],
     "rehearse": ["rehearse", "-i", "@INV@"],
     "report": ["report", "GOOD"],
     "sandbox": ["sandbox", "status"],
@@ -269,6 +280,19 @@ def _cases() -> list[Case]:
     add("run", [*BASE["run"], "--zero-downtime=1"], "--zero-downtime")
     add("run", [*BASE["run"], "--zero-downtime", "--database", "yes"], "--zero-downtime")
     add("run", ["run", "standard", "-i", "@INV@"], "required")
+    each("run", "run", "--roster", ["", "@DIR@", "@MISSING@", "@FILE@", "@DEEP_YAML@", "@BOMB@", "@LIST_JSON@",
+                                    "@BADUTF8@", "@ROSTER_DUP@", "@ROSTER_UNKNOWN@", "@ROSTER_NOBODY@", "a\x01b"],
+         names="roster")
+    add("run", [*BASE["run"], "--roster", "@ROSTER_AUTH@"], "not in the roster's decision authority")
+    each("run", "run", "--ack-timeout", ["", " ", "-1", "nan", "inf", "1e999", "3601", "soon", "9" * 5000])
+    each("run", "run", "--retry-estimate", [*DURATION_BAD, "0s"])
+    each("run", "run", "--tickets-repo", ["", " ", "owner", "a/b/c", "../x", "a /b", "a\x01/b", HUGE])
+    add("run", [*BASE["run"], "--tickets-api", "http://127.0.0.1:9"], "--tickets-repo")
+    add("run", [*BASE["run"], "--tickets-label", "x"], "--tickets-repo")
+    for value in URL_BAD:
+        add("run", [*BASE["run"], "--tickets-repo", "o/r", "--tickets-api", value], "--tickets-api")
+    for value in ["", " ", "a\x01", "x" * 51]:
+        add("run", [*BASE["run"], "--tickets-repo", "o/r", "--tickets-label", value], "--tickets-label")
 
     # resume
     for value in [*ID_BAD, "NOPE"]:
@@ -283,6 +307,21 @@ def _cases() -> list[Case]:
     add("resume", ["resume"], "INCIDENT_ID")
     add("resume", [*BASE["resume"], "--break-lock=x"], "--break-lock", prepared=True)
     add("resume", [*BASE["resume"], "--quiet=x"], "--quiet", prepared=True)
+    each("resume", "resume", "--tickets-repo", ["", "owner", "a/b/c", "../x"], prepared=True)
+    add("resume", [*BASE["resume"], "--tickets-api", "http://127.0.0.1:9"], "--tickets-repo", prepared=True)
+    add("resume", [*BASE["resume"], "--tickets-label", "x"], "--tickets-repo", prepared=True)
+    add("resume", [*BASE["resume"], "--tickets-repo", "o/r", "--tickets-api", "ftp://h"], "--tickets-api",
+        prepared=True)
+
+    # ack
+    for value in [*ID_BAD, "NOPE"]:
+        add("ack", ["ack", value, "--as", "Dana"], "INCIDENT_ID" if value != "NOPE" else "NOPE", prepared=True)
+    for incident in ("TRUNC", "LIST", "DEEP", "HUGEINT", "SCHEMA"):
+        add("ack", ["ack", incident, "--as", "Dana"], incident, prepared=True)
+    each("ack", "ack", "--as", NAME_BAD, prepared=True)
+    add("ack", ["ack", "GOOD"], "--as", prepared=True)
+    each("ack", "ack", "--incidents-dir", DIR_BAD, prepared=True)
+    each("ack", "ack", "--incidents-dir", ["@MISSING@", "@DIR@"], prepared=True, names="GOOD")
 
     # rehearse
     each("rehearse", "rehearse", "-i", ["", " ", "a\x01", HUGE, "@MISSING@"], names="inventory")
@@ -376,7 +415,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     return world
 
 
-COMMANDS = ("decide", "triggers", "run", "resume", "rehearse", "report", "sandbox")
+COMMANDS = ("decide", "triggers", "run", "resume", "ack", "rehearse", "report", "sandbox")
 
 
 @pytest.fixture(scope="module")

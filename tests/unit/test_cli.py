@@ -34,7 +34,7 @@ def test_the_exit_codes_are_the_plan_of_the_toolkit():
 
 def test_every_sub_command_has_its_module_and_its_exit_codes():
     parsers = _subparsers()
-    assert sorted(parsers) == sorted(["decide", "triggers", "run", "resume", "rehearse", "report", "sandbox"])
+    assert sorted(parsers) == sorted(["decide", "triggers", "run", "resume", "ack", "rehearse", "report", "sandbox"])
     for command in COMMANDS:
         name = command.__name__.rsplit(".", 1)[1]
         defaults = parsers[name]._defaults
@@ -44,7 +44,7 @@ def test_every_sub_command_has_its_module_and_its_exit_codes():
         assert ExitCode.OK in command.EXIT_CODES
 
 
-@pytest.mark.parametrize("name", ["decide", "triggers", "run", "resume", "rehearse", "report", "sandbox"])
+@pytest.mark.parametrize("name", ["decide", "triggers", "run", "resume", "ack", "rehearse", "report", "sandbox"])
 def test_every_help_ends_with_the_exit_codes_generated_from_the_enum(name, capsys):
     with pytest.raises(SystemExit) as exc:
         main([name, "--help"])

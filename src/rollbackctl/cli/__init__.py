@@ -18,11 +18,11 @@ import traceback
 
 from .. import __version__
 from ..errors import ExitCode, PlaybookFailed, RollbackctlError
-from . import decide, rehearse, report, resume, run, sandbox, triggers
+from . import ack, decide, rehearse, report, resume, run, sandbox, triggers
 from .common import exit_codes_epilog
 
 #: The sub-commands, in the order --help lists them.
-COMMANDS = (decide, triggers, run, resume, rehearse, report, sandbox)
+COMMANDS = (decide, triggers, run, resume, ack, rehearse, report, sandbox)
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  triggers  evaluate the plan's Rollback Triggers from observations or Prometheus\n"
             "  run       run the rollback under decision authority, with a lock and an incident record\n"
             "  resume    continue a stopped or interrupted rollback\n"
+            "  ack       record that a team member acknowledged the rollback decision\n"
             "  rehearse  the plan's Rollback Testing on the sandbox (or a staging inventory)\n"
             "  report    render an incident record (md or html)\n"
             "  sandbox   the local sandbox platform"),

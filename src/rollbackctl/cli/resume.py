@@ -8,6 +8,7 @@ from typing import Any
 from .. import inputs
 from ..errors import ExitCode, IncidentNotFound
 from .common import add_command, run_options
+from .people import ticket_arguments, ticket_options
 from .run import ROLLBACK_EXIT_CODES, print_outcome
 
 EXIT_CODES = {
@@ -21,7 +22,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     from ..procedures import resume_rollback  # the library (ansible-runner) only when a command runs
 
     outcome = resume_rollback(incident_id=args.incident_id, incidents=args.incidents_dir, break_lock=args.break_lock,
-                              quiet=args.quiet)
+                              quiet=args.quiet, tickets=ticket_options(args))
     if outcome.ran:
         print_outcome(outcome.record)
     return outcome.code
@@ -37,5 +38,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "taken over.")
     parser.add_argument("incident_id", metavar="INCIDENT_ID",
                         type=inputs.arg(inputs.identifier, "INCIDENT_ID", error=IncidentNotFound))
+    ticket_arguments(parser)
     run_options(parser)
     return parser

@@ -9,6 +9,7 @@ from .. import inputs, matrix
 from ..errors import ExitCode
 from ..inputs import DATABASE_CHOICES, PROCEDURES, version_arg
 from .common import add_command, authority_options, run_options
+from .people import people_options, ticket_options
 
 #: What run, resume and rehearse return.
 ROLLBACK_EXIT_CODES = {
@@ -53,7 +54,9 @@ def run(args: argparse.Namespace) -> ExitCode:
         decided_by=args.decided_by, role=args.role, consensus=args.consensus or [], database=args.database,
         backup=args.backup, incident_id=args.incident_id, incidents=args.incidents_dir, issue_type=args.issue_type,
         severity=args.severity, fix_estimate=args.fix_estimate, triggers_report=args.triggers_report,
-        check=args.check, break_lock=args.break_lock, quiet=args.quiet, zero_downtime=args.zero_downtime)
+        check=args.check, break_lock=args.break_lock, quiet=args.quiet, zero_downtime=args.zero_downtime,
+        roster=args.roster, ack_timeout=args.ack_timeout, retry_estimate=args.retry_estimate,
+        tickets=ticket_options(args))
     print_outcome(outcome.record)
     return outcome.code
 
@@ -100,5 +103,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         type=inputs.arg(inputs.path_text, "--triggers-report", what="a trigger report file"),
                         help="JSON of `rollbackctl triggers --json` to record")
     parser.add_argument("--check", action="store_true", help="check mode: report what would change, change nothing")
+    people_options(parser)
     run_options(parser)
     return parser

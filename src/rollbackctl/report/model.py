@@ -32,6 +32,7 @@ from .format import (
     safe_relative_link,
     yes_no,
 )
+from .people import PeopleView, people_section
 from .queries import (
     Record,
     bottlenecks,
@@ -545,6 +546,7 @@ class IncidentView:
     follow_up: list[tuple[str, str, bool]]
     updated_at: str
     problems: list[str] = field(default_factory=list)
+    people: PeopleView | None = None
 
 
 def build(record: Any) -> IncidentView:
@@ -576,4 +578,5 @@ def _view(record: Record, problems: list[str]) -> IncidentView:
         verifications=[(label, check_rows(checks)) for label, checks in verification_groups(record)],
         notifications=notification_rows(record), logs=log_entries(record), rehearsal=rehearsal_section(record),
         follow_up=follow_up_rows(record), updated_at=record["updated_at"], problems=problems,
+        people=people_section(record),
     )
