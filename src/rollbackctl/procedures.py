@@ -173,6 +173,8 @@ def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: st
                      f"(decided by {granted.decided_by}, {granted.basis}); record in {record.path}")
         ctx = context(project, quiet=quiet)
         ctx.on_phase_done = people.waiter(ack_timeout, console)
+        if ctx.on_phase_done:  # the wait sits between announce and maintenance: a run of several phases ends there
+            ctx.break_after = ctx.break_after | {"announce"}
         code = Rollback(record, ctx, inventory=path, check=check).execute()
         follow_up(record, tickets, console, check=check)
     return Outcome(code, record)
