@@ -112,10 +112,17 @@ class CallbackModule(CallbackBase):
             base, incident_id, writer="callback", mode="check" if context.CLIARGS.get("check") else "run",
             procedure=str(extra.get("procedure", "standard")), inventory=inventory,
             reason=str(extra.get("reason", "") or ""), to_version=extra.get("rollback_to"), authority=granted,
-            database=str(extra.get("database", "auto")))
+            database=str(extra.get("database", "auto")), secrets=self._extra_secrets())
         for method, args in self.pending:
             getattr(self, method)(*args)
         self.pending = []
+
+    def _extra_secrets(self):
+        """The values of secret extra vars (AWX injects its credentials as extra vars: webhook URL, API key, bypass
+        token), redacted wherever they appear in the record, its events and the summary."""
+        from rollbackctl.redact import is_secret_key
+
+        return [str(v) for k, v in self.extra.items() if isinstance(v, str) and v and is_secret_key(k)]
 
     def _ensure(self, incident_id=None):
         if self.rec is None:

@@ -20,6 +20,7 @@ from .test_loading import PASSWORD, _awx_private_data_dir
 
 AWX_ROLLBACK = "tests/collection/playbooks/awx_rollback.yml"
 AWX_FAILING = "tests/collection/playbooks/awx_failing.yml"
+TOKEN = "Byp4ss-T0ken-7731"  # as an AWX credential injects it: an extra var
 
 
 def _run(pdd, playbook, envvars=None):
@@ -46,6 +47,7 @@ def _run(pdd, playbook, envvars=None):
 def _no_password(*texts):
     for text in texts:
         assert PASSWORD not in text, "the database password leaked"
+        assert TOKEN not in text, "the bypass token leaked"
 
 
 def test_the_record_goes_to_the_mounted_folder_named_by_the_extra_var(project, tmp_path):
@@ -110,7 +112,14 @@ def test_without_a_mounted_folder_the_record_falls_back_to_the_artifacts_and_say
 def test_a_failed_phase_is_summarised_at_the_end_of_the_output_redacted(project, tmp_path):
     store = tmp_path / "incidents"
     pdd = _awx_private_data_dir(
-        project, tmp_path, {"rollback_to": "v0.9.0", "incident_id": "awx-10", "rollback_incidents_dir": str(store)}
+        project,
+        tmp_path,
+        {
+            "rollback_to": "v0.9.0",
+            "incident_id": "awx-10",
+            "rollback_incidents_dir": str(store),
+            "chatbot_maintenance_bypass_token": TOKEN,
+        },
     )
     runner, output, artifacts = _run(pdd, AWX_FAILING)
     assert runner.status == "failed", output[-4000:]
@@ -122,5 +131,5 @@ def test_a_failed_phase_is_summarised_at_the_end_of_the_output_redacted(project,
     # (preflight's incident id, for the workflow's failure path), the record and the output hold the rest.
     assert "rollback_summary" not in artifacts and artifacts["rollback"]["incident_id"] == "awx-10"
     # (the task's own failure line above it shows the URI: this playbook fails on purpose without no_log)
-    assert "cannot reach mongodb://" in tail
+    assert "cannot reach mongodb://" in tail and "(bypass token " in tail
     _no_password(tail, json.dumps(artifacts), *(p.read_text() for p in (store / "awx-10").rglob("*") if p.is_file()))
