@@ -371,3 +371,26 @@ def test_node_extra_data_loses_to_artifacts_and_the_workflow():
         awx_node_extra_vars("notify_failed", jobs, {"notify_event": "extended_downtime"})["notify_event"]
         == "extended_downtime"
     )
+
+
+# --- the execution environment ---------------------------------------------------------------------------------------
+
+
+def test_the_execution_environment_carries_what_the_jobs_import():
+    """execution-environment.yml (ansible-builder v3): a local base image, no Galaxy, rollbackctl's dependencies as
+    pyproject.toml lists them, the package and the collection from this checkout."""
+    import tomllib
+
+    ee = yaml.safe_load((PROJECT / "execution-environment.yml").read_text())
+    assert ee["version"] == 3 and ee["images"]["base_image"]["name"].startswith("localhost/")
+    deps = ee["dependencies"]
+    assert "galaxy" not in deps and not deps.get("system") and ee["options"]["skip_pip_install"] is True
+    pyproject = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["dependencies"]
+    by_name = {d.split(">")[0].split("<")[0].split("=")[0].strip().lower(): d for d in pyproject}
+    assert deps["ansible_core"]["package_pip"] == by_name.pop("ansible-core")
+    assert deps["ansible_runner"]["package_pip"] == by_name.pop("ansible-runner")
+    assert sorted(deps["python"], key=str.lower) == sorted(by_name.values(), key=str.lower)
+    steps = "\n".join(ee["additional_build_steps"]["append_final"])
+    assert "rollbackctl-*.whl" in steps and "chatbot-rollback-*.tar.gz" in steps
+    script = (PROJECT / "scripts" / "build-ee.sh").read_text()
+    assert "--pull=never" in script and "ansible-builder build" in script
