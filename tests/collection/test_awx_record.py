@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import ansible_runner
 
@@ -133,3 +134,34 @@ def test_a_failed_phase_is_summarised_at_the_end_of_the_output_redacted(project,
     # (the task's own failure line above it shows the URI: this playbook fails on purpose without no_log)
     assert "cannot reach mongodb://" in tail and "(bypass token " in tail
     _no_password(tail, json.dumps(artifacts), *(p.read_text() for p in (store / "awx-10").rglob("*") if p.is_file()))
+
+
+def test_through_transmit_worker_process_only_the_mounted_record_and_the_artifacts_survive(project, tmp_path):
+    """AWX's own path without receptor: `ansible-runner transmit | worker --delete | process`. The worker's private
+    data dir is deleted; the record on the mounted folder and the artifacts streamed back are what is left."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    pdd = _awx_private_data_dir(
+        project,
+        tmp_path,
+        {"rollback_to": "v0.9.0", "incident_id": "awx-11", "rollback_incidents_dir": str(volume / "incidents")},
+    )
+    (pdd / "env" / "envvars").write_text(json.dumps({"JOB_ID": "11", "AWX_HOST": "https://awx.invalid"}))
+    worker_dir, out = tmp_path / "worker", tmp_path / "processed"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "ROLLBACKCTL_"))}
+    command = (
+        f"ansible-runner transmit {pdd} -p {AWX_ROLLBACK} --ident 11 --cmdline '-u root'"
+        f" | ansible-runner worker --private-data-dir {worker_dir} --delete"
+        f" | ansible-runner process {out} --ident 11"
+    )
+    proc = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert not worker_dir.exists(), "the worker's private data dir was not deleted"
+    events = [json.loads(p.read_text()) for p in sorted((out / "artifacts" / "11" / "job_events").glob("*.json"))]
+    stats = [e for e in events if e.get("event") == "playbook_on_stats"]
+    assert stats and stats[0]["event_data"]["artifact_data"]["rollback_summary"]["incident_id"] == "awx-11"
+    assert (volume / "incidents" / "awx-11" / "incident.json").is_file()
+    stdout = "".join(e.get("stdout", "") for e in events)
+    assert "## Rollback incident awx-11" in stdout
