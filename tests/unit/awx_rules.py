@@ -163,3 +163,29 @@ def question_form(question: dict) -> dict:
     else:
         form["min"], form["max"] = question.get("min"), question.get("max")
     return form
+
+
+def awx_answer_problems(question: dict, value) -> list[str]:
+    """How AWX refuses one survey answer (models/mixins.py `_survey_element_validation`): text lengths and number
+    bounds from min/max, integers as int, floats as numbers, choices among the choices."""
+    kind, low, high = question["type"], question.get("min"), question.get("max")
+    if kind in TEXT_TYPES:
+        if not isinstance(value, str):
+            return ["not a string"]
+        if low is not None and len(value) < low:
+            return [f"shorter than {low}"]
+        if high is not None and len(value) > high:
+            return [f"longer than {high}"]
+        return []
+    if kind in ("integer", "float"):
+        if isinstance(value, bool) or not isinstance(value, int if kind == "integer" else (int, float)):
+            return [f"not an {kind}"]
+        if (low is not None and value < low) or (high is not None and value > high):
+            return ["outside min/max"]
+        return []
+    if kind == "multiplechoice":
+        return [] if value in _choices(question) else ["not a choice"]
+    if kind == "multiselect":
+        ok = isinstance(value, list) and all(v in _choices(question) for v in value)
+        return [] if ok else ["not among the choices"]
+    return [f"unknown type {kind}"]

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from ansible_collections.chatbot.rollback.plugins.module_utils.playbook_inputs import validate
 
-from .awx_rules import awx_problems, expected_question, question_form
+from .awx_rules import awx_answer_problems, awx_problems, expected_question, question_form
 
 PROJECT = Path(__file__).resolve().parents[2]
 AWX = PROJECT / "awx"
@@ -394,3 +394,60 @@ def test_the_execution_environment_carries_what_the_jobs_import():
     assert "rollbackctl-*.whl" in steps and "chatbot-rollback-*.tar.gz" in steps
     script = (PROJECT / "scripts" / "build-ee.sh").read_text()
     assert "--pull=never" in script and "ansible-builder build" in script
+
+
+# --- answers: what AWX lets through, the playbook accepts ------------------------------------------------------------
+
+# A valid answer per surveyed variable, as AWX passes it (a survey answer is a string, an integer or a choice).
+GOOD_ANSWERS = {
+    "rollback_to": "v0.9.0",
+    "rollback_from": "v1.0.0",
+    "deploy_version": "v1.0.0",
+    "rehearsal_bad_version": "v1.0.0",
+    "incident_id": "INC-2026.12_01",
+    "backup": "pre-deploy-v1.0.0",
+    "reason": "messaging 5xx\nsince 10:02",
+    "decided_by": "Dana Ops",
+    "decided_by_role": "lead-devops-engineer",
+    "authority": "cto (role)",
+    "consensus": "alice:senior-engineer,bob:senior-engineer",
+}
+
+
+def _answers(question: dict):
+    """(answer, awx_accepts) pairs at and around the question's limits."""
+    if question["type"] in ("multiplechoice", "multiselect"):
+        return [(c, True) for c in question["choices"]] + [("maybe", False)]
+    if question["type"] in ("integer", "float"):
+        low, high = question["min"], question["max"]
+        return [(low, True), (high, True), (low - 1, False), (high + 1, False)]
+    good = GOOD_ANSWERS[question["variable"]]
+    high = question["max"]
+    too_long = (good * (high // len(good) + 2))[: high + 1]
+    cases = [(good, True), (too_long, False)]
+    if question["min"] > 1:
+        cases.append((good[: question["min"] - 1], False))
+    return cases
+
+
+SURVEY_QUESTIONS = [
+    (name, q) for name in sorted(p.name for p in (AWX / "surveys").glob("*.yml")) for q in _survey(name)["spec"]
+]
+
+
+@pytest.mark.parametrize(
+    ("survey", "question"), SURVEY_QUESTIONS, ids=[f"{s}-{q['variable']}" for s, q in SURVEY_QUESTIONS]
+)
+def test_awx_refuses_only_what_the_playbook_refuses_and_passes_its_valid_inputs(survey, question):
+    """The survey is never stricter than the playbook (a valid input is never blocked at launch), and what it lets
+    through beyond its limits does not exist: past min/max the playbook refuses too. (Patterns, which AWX cannot
+    express, are the playbook's to check.)"""
+    name = question["variable"]
+    for answer, awx_accepts in _answers(question):
+        awx_ok = not awx_answer_problems(question, answer)
+        _, problems = validate(SPEC, {name: answer})
+        assert awx_ok == awx_accepts, (name, answer)
+        if not awx_ok:
+            assert problems, f"{name}={answer!r}: AWX refuses it, the playbook would accept it"
+        elif awx_accepts and answer in (GOOD_ANSWERS.get(name), *question.get("choices", [])):
+            assert problems == [], f"{name}={answer!r}: AWX passes it, the playbook refuses it: {problems}"
