@@ -78,6 +78,7 @@ class CallbackModule(CallbackBase):
         self.any_failure = None
         self.incidents_dir = None
         self.where = None  # awx.Where: the incidents folder chosen when the record is created
+        self.nothing_ran = False  # settled with no task of any rollback phase run (no record)
         self.enabled = True
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
@@ -222,7 +223,7 @@ class CallbackModule(CallbackBase):
         self._result_event("runner_on_unreachable", result)
 
     def v2_playbook_on_stats(self, stats):
-        if not self.enabled or (self.phase is None and self.rec is None and not self.pending):
+        if not self.enabled or (self.phase is None and self.rec is None and not self.pending and not self.nothing_ran):
             return
         rec = self._settle()
         if rec is None:
@@ -239,6 +240,7 @@ class CallbackModule(CallbackBase):
             # Every task of every rollback play was skipped (an import under `when: false`, say a rehearsal's
             # check step): no rollback happened, so no record claims one did.
             self.pending = []
+            self.nothing_ran = True
             return None
         self._ensure()
         rec = self.rec

@@ -165,3 +165,16 @@ def test_through_transmit_worker_process_only_the_mounted_record_and_the_artifac
     assert (volume / "incidents" / "awx-11" / "incident.json").is_file()
     stdout = "".join(e.get("stdout", "") for e in events)
     assert "## Rollback incident awx-11" in stdout
+
+
+def test_when_no_rollback_phase_ran_the_summary_says_there_is_no_record(project, tmp_path):
+    store = tmp_path / "incidents"
+    pdd = _awx_private_data_dir(
+        project, tmp_path, {"rollback_to": "v0.9.0", "incident_id": "awx-12", "rollback_incidents_dir": str(store)}
+    )
+    runner, output, artifacts = _run(pdd, "tests/collection/playbooks/awx_skipped.yml")
+    assert runner.status == "successful", output[-4000:]
+    assert not list(store.glob("*/incident.json"))
+    summary = artifacts["rollback_summary"]
+    assert summary["outcome"] == "no_record" and summary["incident_id"] == "awx-12"
+    assert "no task of a rollback phase ran; no incident record written" in output
