@@ -279,6 +279,10 @@ def test_the_workflow_graph_is_preflight_approval_rollback_with_its_failure_path
     assert _next("approval", "success") == {"rollback"} and _next("approval", "failure") == {"not_approved"}
     assert _next("rollback", "failure") == {"notify_failed", "collect_logs"}
     assert NODES["notify_failed"]["extra_data"] == {"notify_event": "rollback_failed"}
+    notify_survey = {q["variable"] for q in _survey(TEMPLATES["Rollback - notify"]["survey"])["spec"]}
+    assert set(NODES["notify_failed"]["extra_data"]) <= notify_survey, "AWX would drop the node's extra_data"
+    for node in NODES.values():
+        assert not node.get("extra_data") or TEMPLATES[node["unified_job_template"]["name"]]["survey"], node
     for node in NODES.values():
         ujt = node["unified_job_template"]
         if ujt["type"] == "job_template":
@@ -293,7 +297,8 @@ def awx_node_extra_vars(node: str, jobs: dict[str, dict], workflow_extra_vars: d
     """The extra vars AWX gives the job of `node` (awx/main/models/workflow.py, WorkflowJobNode.get_job_kwargs, 24.6.1):
     the node's own extra_data, updated with its ancestors' artifacts (each parent's ancestor_artifacts, then the
     parent job's artifacts - an approval has none), updated with the workflow job's extra vars, which win.
-    `_ansible_no_log` is dropped (it only masks the values)."""
+    `_ansible_no_log` is dropped (it only masks the values). A node's extra_data reaches the job only for variables its
+    template prompts for (its survey); the notify template's survey has notify_event (checked below)."""
 
     def ancestor_artifacts(identifier: str) -> dict:
         merged: dict = {}
