@@ -14,7 +14,9 @@ as surely as in the private data dir. With no usable folder the callback falls b
 ``$AWX_ISOLATED_DATA_DIR/incidents`` (the job's artifacts dir) and warns loudly: that copy is deleted with the
 private data dir, so what survives is the job's artifacts (``set_stats`` ``rollback_summary``, see
 ``summary``) and the markdown summary at the end of the job's output. It does not refuse to run: a rollback
-that is needed is not stopped because its record has no home, but the job says so.
+that is needed is not stopped because its record has no home, but the job says so. Plain ansible-runner sets
+``AWX_ISOLATED_DATA_DIR`` too: without ``JOB_ID`` the same rule applies, but its artifacts dir is kept, so the
+record there counts as persistent and the warning says where it went.
 
 Outside AWX: the extra var, then ``$ROLLBACKCTL_INCIDENTS_DIR``, then ``incidents/`` in the project, as before.
 """
@@ -80,6 +82,14 @@ def incidents_dir(
     artifacts = env.get("AWX_ISOLATED_DATA_DIR")
     base = Path(artifacts) / "incidents" if artifacts else Path(project or ".") / "incidents"
     why = "; ".join(problems) if problems else f"neither the extra var {INCIDENTS_VAR} nor ${INCIDENTS_ENV} is set"
+    if not env.get("JOB_ID"):  # ansible-runner itself (it sets AWX_ISOLATED_DATA_DIR): its artifacts dir is kept
+        return Where(
+            base,
+            "artifacts",
+            True,
+            f"rollback_record: under ansible-runner, {why}. The incident record "
+            f"goes to the runner's artifacts dir, {base}; under AWX that is deleted with the job.",
+        )
     return Where(
         base,
         "artifacts" if artifacts else "project",

@@ -65,3 +65,9 @@ def test_the_summary_and_its_markdown_are_redacted():
     assert text.startswith("## Rollback incident INC-1: failed")
     assert "S3cret-pw" not in text and "Checklist: 1 of 2 items done" in text and "- [x] Backup verified" in text
     assert "| db_restore | failed | 1.5 |" in text and "(persistent)" in text
+
+
+def test_plain_ansible_runner_falls_back_to_its_artifacts_dir_which_it_keeps():
+    where = awx.incidents_dir({}, {"AWX_ISOLATED_DATA_DIR": "/srv/runner/artifacts/3"}, "/srv/project")
+    assert where.path == Path("/srv/runner/artifacts/3/incidents") and where.persistent
+    assert "under ansible-runner" in where.warning and "under AWX that is deleted" in where.warning
