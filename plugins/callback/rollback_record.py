@@ -19,6 +19,13 @@ description:
   - The wrapper sets C(ROLLBACKCTL_RECORD=off) because it writes the record itself.
   - Decision authority is not enforced here; with C(decided_by) and C(decided_by_role) (and optionally
     C(consensus), a list of NAME:ROLE) it is checked and recorded, otherwise recorded as not checked.
+  - The extra var C(rollback_incidents_dir) wins over the incidents_dir option. Under AWX (C(JOB_ID) or
+    C(AWX_ISOLATED_DATA_DIR) set), where the private data dir is deleted after the job, the folder must be a mounted
+    persistent volume (it or its parent must exist); without one the record goes to the job's artifacts dir, with a
+    warning that it will not survive the job (rollbackctl.awx).
+  - The play of rollback.yml that carries C(rollback_record_summary) makes the callback close the phases and save
+    the record, so that its task can publish the summary with set_stats (the job's artifacts under AWX).
+  - At the end of the playbook a short markdown summary of the record is printed, redacted.
 requirements:
   - the rollbackctl Python package (C(pip install rollbackctl); it is in the execution environment)
 options:
@@ -35,6 +42,7 @@ options:
       - name: ROLLBACKCTL_RECORD
 """
 
+import os
 from pathlib import Path
 
 from ansible import context
@@ -42,7 +50,7 @@ from ansible.plugins.callback import CallbackBase
 
 try:
     from rollbackctl import authority as authority_mod
-    from rollbackctl import record
+    from rollbackctl import awx, record
 except ImportError as exc:  # the collection without its Python package: say so, never fail the playbook
     ROLLBACKCTL_IMPORT_ERROR = exc
 else:
@@ -69,6 +77,8 @@ class CallbackModule(CallbackBase):
         self.phase_changed = 0
         self.any_failure = None
         self.incidents_dir = None
+        self.where = None  # awx.Where: the incidents folder chosen when the record is created
+        self.nothing_ran = False  # settled with no task of any rollback phase run (no record)
         self.enabled = True
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
@@ -94,16 +104,26 @@ class CallbackModule(CallbackBase):
             granted = {"decided_by": decided_by or "(not given)", "role": role or "(not given)",
                        "basis": "not_checked", "consensus": [], "approved_by": [],
                        "explanation": f"run with ansible-playbook: decision authority not enforced ({exc})"}
-        base = Path(self.incidents_dir) if self.incidents_dir else Path(self.project) / "incidents"
+        self.where = awx.incidents_dir(extra, os.environ, self.project, self.incidents_dir)
+        if self.where.warning:
+            self._display.warning(self.where.warning)
+        base = self.where.path
         inventory = ",".join(context.CLIARGS.get("inventory") or ()) or "(default)"
         self.rec = record.IncidentRecord.create(
             base, incident_id, writer="callback", mode="check" if context.CLIARGS.get("check") else "run",
             procedure=str(extra.get("procedure", "standard")), inventory=inventory,
             reason=str(extra.get("reason", "") or ""), to_version=extra.get("rollback_to"), authority=granted,
-            database=str(extra.get("database", "auto")))
+            database=str(extra.get("database", "auto")), secrets=self._extra_secrets())
         for method, args in self.pending:
             getattr(self, method)(*args)
         self.pending = []
+
+    def _extra_secrets(self):
+        """The values of secret extra vars (AWX injects its credentials as extra vars: webhook URL, API key, bypass
+        token), redacted wherever they appear in the record, its events and the summary."""
+        from rollbackctl.redact import is_secret_key
+
+        return [str(v) for k, v in self.extra.items() if isinstance(v, str) and v and is_secret_key(k)]
 
     def _ensure(self, incident_id=None):
         if self.rec is None:
@@ -152,6 +172,8 @@ class CallbackModule(CallbackBase):
             return
         name = (play.vars or {}).get("rollback_phase")
         if not name:
+            if (play.vars or {}).get("rollback_record_summary") and (self.phase or self.rec or self.pending):
+                self._settle()  # rollback.yml's summary play reads the record: every phase is closed and saved
             return
         if not self.extra:
             self.extra = dict(play.get_variable_manager().extra_vars)
@@ -201,15 +223,25 @@ class CallbackModule(CallbackBase):
         self._result_event("runner_on_unreachable", result)
 
     def v2_playbook_on_stats(self, stats):
-        if not self.enabled or (self.phase is None and self.rec is None and not self.pending):
+        if not self.enabled or (self.phase is None and self.rec is None and not self.pending and not self.nothing_ran):
             return
+        rec = self._settle()
+        if rec is None:
+            self._display.display("rollback_record: no task of a rollback phase ran; no incident record written")
+            return
+        self._display.display(f"incident record: {rec.path}/incident.json")
+        # The job's output ends with the record for people (AWX keeps the output; the folder may not survive).
+        self._display.display(awx.summary_markdown(awx.summary(rec.rendered(), self.where, rec.secrets), rec.secrets))
+
+    def _settle(self):
+        """Close the current phase, set the outcome and save; the record, or None when no phase ran."""
         self._close_phase()
         if self.rec is None and not self.any_phase_ran:
             # Every task of every rollback play was skipped (an import under `when: false`, say a rehearsal's
             # check step): no rollback happened, so no record claims one did.
             self.pending = []
-            self._display.display("rollback_record: no task of a rollback phase ran; no incident record written")
-            return
+            self.nothing_ran = True
+            return None
         self._ensure()
         rec = self.rec
         data = rec.data
@@ -227,4 +259,4 @@ class CallbackModule(CallbackBase):
         else:
             rec.conclude()
         rec.save()
-        self._display.display(f"incident record: {rec.path}/incident.json")
+        return rec

@@ -95,6 +95,7 @@ VALID = {
     "notify_event": "rollback_started", "procedure": "standard", "verify_expected_schema": 1, "verify_observe_s": "1",
     "log_lines": 50, "verify_log_since": "2026-01-31T12:00:00Z",
     "verify_log_attributed_before": "2026-01-31T12:05:00Z", "incident_logs_dir": "/srv/incidents/x/logs",
+    "rollback_incidents_dir": "/srv/incidents",
     "verify_backup_manifest": "", "reason": f"checks {TEMPLATE}", "decided_by": "Dana Ops",
     "decided_by_role": "cto", "authority": "cto (role)", "consensus": "alice:senior-engineer,bob:senior-engineer",
     "roles_text": f"Rollback Coordinator: Dana Ops {TEMPLATE}", "retry_eta": "not before 2026-12-02T20:00:00Z",

@@ -39,6 +39,7 @@ VALID = {
     "verify_observe_s": 1.5, "log_lines": "2000", "verify_log_since": "2026-01-31T12:00:00Z",
     "verify_log_attributed_before": "2026-01-31T12:01:00+00:00",
     "incident_logs_dir": "/srv/incidents/INC-1/logs",
+    "rollback_incidents_dir": "/var/lib/rollback/incidents",
     "verify_backup_manifest": "/srv/backups/pre-deploy-v1.0.0.manifest.json",
     "reason": "messaging returns 5xx\nsince 10:02", "decided_by": "Dana Ops", "decided_by_role": "lead-devops-engineer",
     "authority": "lead-devops-engineer (role)", "consensus": ["alice:senior-engineer", "bob:senior-engineer"],
