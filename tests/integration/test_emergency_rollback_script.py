@@ -300,3 +300,15 @@ def test_the_script_is_shellcheck_clean():
         pytest.skip("shellcheck is not installed (scripts/install-deps.sh installs it)")
     proc = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_a_second_run_while_one_holds_the_lock_exits_6_and_changes_nothing(bad_host):
+    import fcntl
+
+    host = bad_host
+    before = host.snapshot()
+    with open(host.releases / ".emergency-rollback.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc, result = host.run()
+    assert proc.returncode == 6 and result["status"] == "locked" and result["changed"] is False, result
+    assert host.snapshot() == before

@@ -342,6 +342,13 @@ version_of_dir() { # the release version of a directory under releases/, empty o
   return 0
 }
 
+# ---- one run at a time (a dry run writes nothing, not even the lock file) ------------------------------
+
+if [ "$DRY_RUN" -eq 0 ] && command -v flock >/dev/null; then
+  exec 9>>"$RELEASES/.emergency-rollback.lock"
+  flock -n 9 || finish 6 locked "another emergency-rollback.sh runs on this host ($RELEASES/.emergency-rollback.lock); nothing was changed"
+fi
+
 # ---- what the host has ---------------------------------------------------------------------------
 
 current=""
@@ -357,7 +364,7 @@ if [ -n "$W_dirs" ]; then
   others=()
   for dir in "${served[@]}"; do
     v=$(version_of_dir "$dir")
-    [ -n "$v" ] && [ "$v" != "$current" ] && others+=("$v")
+    if [ -n "$v" ] && [ "$v" != "$current" ]; then others+=("$v"); fi
   done
   if [ ${#others[@]} -eq 1 ]; then
     from=${others[0]}
@@ -396,13 +403,6 @@ if [ "$DRY_RUN" -eq 1 ]; then
   [ "$from" = "$target" ] || R_MARKED=$from
   serving_target && R_WORKERS=$W_online
   finish 0 dry_run
-fi
-
-# ---- one run at a time -------------------------------------------------------------------------------
-
-if command -v flock >/dev/null; then
-  exec 9>>"$RELEASES/.emergency-rollback.lock"
-  flock -n 9 || finish 6 locked "another emergency-rollback.sh runs on this host ($RELEASES/.emergency-rollback.lock); nothing was changed"
 fi
 
 # ---- switch, reload, wait ----------------------------------------------------------------------------
