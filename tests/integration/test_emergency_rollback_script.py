@@ -27,6 +27,7 @@ from ansible_collections.chatbot.rollback.plugins.module_utils.releases import (
 
 SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "app_release" / "files" / "emergency-rollback.sh"
 GOOD, BAD = "v0.9.0", "v0.9.2"
+LIAR = "v0.8.0"  # its workers come up, but its /health reports another version: never ready
 INSTANCES = 2
 
 
@@ -71,11 +72,11 @@ class Host:
 
     # ---- layout -----------------------------------------------------------------------------------------
     def lay_out(self) -> None:
-        for version in (GOOD, BAD):
+        for version in (GOOD, BAD, LIAR):
             release = self.releases / version
             (release / "dist").mkdir(parents=True)
-            (release / "package.json").write_text(json.dumps({"name": "chatbot-platform",
-                                                              "version": version.removeprefix("v")}))
+            reported = "0.0.0" if version == LIAR else version.removeprefix("v")
+            (release / "package.json").write_text(json.dumps({"name": "chatbot-platform", "version": reported}))
             (release / "dist" / "server.js").write_text(SERVER_JS)
             (release / "release.json").write_text(json.dumps({"version": version, "git_sha": "0" * 40,
                                                               "schema_version": 1,
@@ -99,7 +100,7 @@ class Host:
         lines = [json.dumps({"event": event, "version": version, "at": f"2024-03-0{n + 1}T10:00:00Z"})
                  for n, (event, version) in enumerate(history)]
         (self.releases / "manifest.jsonl").write_text("".join(line + "\n" for line in lines))
-        for version in (GOOD, BAD):
+        for version in (GOOD, BAD, LIAR):
             (self.releases / version / "BAD_RELEASE").unlink(missing_ok=True)
         (self.releases / ".emergency-rollback.lock").unlink(missing_ok=True)
         self.point(current)
@@ -312,3 +313,38 @@ def test_a_second_run_while_one_holds_the_lock_exits_6_and_changes_nothing(bad_h
         proc, result = host.run()
     assert proc.returncode == 6 and result["status"] == "locked" and result["changed"] is False, result
     assert host.snapshot() == before
+
+
+def test_workers_that_never_serve_the_target_end_in_a_bounded_timeout_exit_5(bad_host):
+    host = bad_host
+    host.reset([("deployed", LIAR), ("deployed", BAD)], BAD)
+    started = time.monotonic()
+    proc, result = host.run("--timeout", "3")
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 5, (proc.returncode, proc.stderr[-2000:])
+    assert (result["status"], result["from"], result["to"], result["changed"]) == ("timeout", BAD, LIAR, True), result
+    assert "within 3s" in result["error"]
+    assert os.readlink(host.root / "current") == f"releases/{LIAR}"  # switched: a rerun continues from here
+    assert not (host.releases / BAD / "BAD_RELEASE").exists()  # the release left is marked only once ready
+
+
+def test_a_pm2_failure_exits_4_and_marks_nothing(bad_host):
+    host = bad_host
+    wrapper = host.base / "pm2-that-cannot-reload"
+    wrapper.write_text('#!/bin/sh\ncase "$1" in reload|restart|start) echo "reload refused" >&2; exit 1 ;; esac\n'
+                       'exec pm2 "$@"\n')
+    wrapper.chmod(0o755)
+    conf = host.root / "shared" / "emergency-rollback.conf"
+    saved = conf.read_text()
+    conf.write_text(saved.replace("PM2_BINARY=pm2", f"PM2_BINARY={wrapper}"))
+    try:
+        workers = host.workers()
+        proc, result = host.run()
+    finally:
+        conf.write_text(saved)
+    assert proc.returncode == 4, (proc.returncode, proc.stderr[-2000:])
+    assert result["status"] == "pm2_failed" and "reload" in result["error"] and result["to"] == GOOD, result
+    assert "reload refused" in proc.stderr
+    assert host.workers() == workers  # still the bad release's workers, untouched
+    assert not (host.releases / BAD / "BAD_RELEASE").exists()
+    assert "marked_bad" not in (host.releases / "manifest.jsonl").read_text()

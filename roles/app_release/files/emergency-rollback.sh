@@ -48,7 +48,8 @@ Exit codes:
   2  bad usage (status "usage")
   3  no previous good release, or the --to target is unusable (unknown, not on disk, marked bad)
      (status "no_target"); nothing was changed
-  4  pm2 failed (status "pm2_failed")
+  4  pm2 failed (status "pm2_failed"); when it failed reloading, current points at the target and
+     the release left is not marked bad: a rerun continues
   5  the workers did not all serve the target within the timeout (status "timeout"); current
      points at the target, the release left is not marked bad, a rerun continues
   6  another emergency-rollback.sh holds the host's lock (status "locked"); nothing was changed
@@ -425,7 +426,7 @@ if [ $need_reload -eq 1 ]; then
   R_CHANGED=true
   if ! pm2_log=$(timeout "$((TIMEOUT + 60))" "$PM2_BIN" "${args[@]}" 2>&1); then
     printf '%s\n' "$pm2_log" | tail -n 5 >&2
-    finish 4 pm2_failed "pm2 $action $APP failed"
+    finish 4 pm2_failed "pm2 $action $APP failed; current points at $target, ${from:-nothing} is not marked bad, a rerun continues"
   fi
 fi
 
