@@ -7,7 +7,7 @@ usage() {
   cat <<USAGE
 Usage: $0 [--no-image]
 
-Installs: Debian packages (nginx, git, podman, runc, debootstrap), pm2 from npm, FerretDB built
+Installs: Debian packages (nginx, git, podman, runc, debootstrap, shellcheck), pm2 from npm, FerretDB built
 from the Go module proxy, this Python package with its test extra, and the podman settings.
 Builds the molecule rehearsal image unless --no-image (it is cached between runs).
 USAGE
@@ -30,9 +30,10 @@ PM2_VERSION=6.0.8
 step "Debian packages"
 need=()
 # golang-github-containernetworking-plugin-dnsname: container names resolve on podman networks (CNI
-# backend of podman 4.3); busybox-static: the tiny image podman-setup.sh checks that with.
+# backend of podman 4.3); busybox-static: the tiny image podman-setup.sh checks that with;
+# shellcheck: lints the on-host roles/app_release/files/emergency-rollback.sh (2.6 MB).
 for pkg in nginx-light git podman runc debootstrap uidmap rsync file prometheus \
-    golang-github-containernetworking-plugin-dnsname busybox-static; do
+    golang-github-containernetworking-plugin-dnsname busybox-static shellcheck; do
   [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" = "install ok installed" ] || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
