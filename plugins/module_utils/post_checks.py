@@ -180,8 +180,11 @@ def _prometheus(entry: dict, timeout: float, settle_s: float, interval_s: float)
             return check(name, "full", None, None, unit, FAIL, f"Prometheus at {base} lists no targets ({why})")
         mine = [t for t in targets if not jobs or (t.get("labels") or {}).get("job") in jobs
                 or t.get("scrapePool") in jobs]
-        # A target not scraped yet is 'unknown': wait for its first scrape (bounded).
-        if not any(t.get("health") == "unknown" for t in mine) or time.monotonic() >= deadline:
+        # A target not scraped yet is 'unknown', one not discovered yet is absent (just after a restart of
+        # Prometheus): wait for them (bounded).
+        seen = {(t.get("labels") or {}).get("job") for t in mine} | {t.get("scrapePool") for t in mine}
+        pending = any(t.get("health") == "unknown" for t in mine) or any(j not in seen for j in jobs) or not mine
+        if not pending or time.monotonic() >= deadline:
             break
         time.sleep(interval_s)
     up = [t for t in mine if t.get("health") == "up"]

@@ -30,7 +30,7 @@ APP_HELPER = Path(__file__).resolve().parent / "apps" / "fake_db_app.js"
 INVENTORY = f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}"
 BASE = int(os.environ.get("ROLLBACK_TEST_PROMETHEUS_PORT_BASE", "36230"))
 PROM_PORT, EXPORTER_PORT, RECEIVER_PORT, APP_PORT = BASE, BASE + 1, BASE + 2, BASE + 3
-PASSWORD = "synthpw-post-checks"  # noqa: S105 - a test user's password
+PASSWORD = "synthpw-post-checks"
 JOB = "chatbot-platform"
 
 
@@ -40,7 +40,7 @@ def _wait(url: str, process: subprocess.Popen, log: Path, timeout: float = 30.0)
         if process.poll() is not None:
             pytest.fail(f"{url}: the process exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=1):
                 return
         except OSError as exc:
             if getattr(exc, "code", None):  # an HTTP error status: it answers
@@ -60,7 +60,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 class _Exporter(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         body = b"# TYPE chatbot_up gauge\nchatbot_up 1\n"
         self.send_response(200 if self.path == "/metrics" else 404)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -87,7 +87,7 @@ def exporter() -> Iterator[str]:
 def _start_prometheus(root: Path, targets: list[str]) -> subprocess.Popen:
     binary = shutil.which("prometheus")
     if not binary:
-        pytest.skip("the prometheus binary is absent (Debian package `prometheus`; scripts/install-deps.sh installs it)")
+        pytest.skip("the prometheus binary is absent (Debian package `prometheus`, see scripts/install-deps.sh)")
     root.mkdir(parents=True, exist_ok=True)
     config = root / "prometheus.yml"
     listed = ", ".join(f"'{t}'" for t in targets)
