@@ -24,6 +24,7 @@ from ..errors import RecordUnreadable
 from ..record import schema_problems
 from . import model
 from .format import md_cell, md_link_text, md_text
+from .metrics_chart import metrics_svg
 from .timeline import gantt_svg
 
 FORMATS = ("md", "html")
@@ -98,7 +99,8 @@ def _markdown(view: model.IncidentView) -> str:
 def _html(view: model.IncidentView) -> str:
     template = environment("html").get_template("incident.html.j2")
     chart = Markup(gantt_svg(view.record))  # noqa: S704 - the chart escapes every record text it draws
-    return template.render(v=view, chart=chart)
+    metrics = Markup(metrics_svg(view.record))  # noqa: S704 - so do the monitoring charts
+    return template.render(v=view, chart=chart, metrics_chart=metrics)
 
 
 def render_markdown(record: dict[str, Any]) -> str:
