@@ -7,7 +7,7 @@ usage() {
   cat <<USAGE
 Usage: $0 [--no-image]
 
-Installs: Debian packages (nginx, git, podman, runc, debootstrap), pm2 from npm, FerretDB built
+Installs: Debian packages (nginx, git, podman, runc, debootstrap, prometheus, chromium), pm2 from npm, FerretDB built
 from the Go module proxy, this Python package with its test extra, and the podman settings.
 Builds the molecule rehearsal image unless --no-image (it is cached between runs).
 USAGE
@@ -30,8 +30,9 @@ PM2_VERSION=6.0.8
 step "Debian packages"
 need=()
 # golang-github-containernetworking-plugin-dnsname: container names resolve on podman networks (CNI
-# backend of podman 4.3); busybox-static: the tiny image podman-setup.sh checks that with.
-for pkg in nginx-light git podman runc debootstrap uidmap rsync file prometheus \
+# backend of podman 4.3); busybox-static: the tiny image podman-setup.sh checks that with; chromium: the
+# headless browser the report's chart test takes its screenshot with.
+for pkg in nginx-light git podman runc debootstrap uidmap rsync file prometheus chromium \
     golang-github-containernetworking-plugin-dnsname busybox-static; do
   [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" = "install ok installed" ] || need+=("$pkg")
 done

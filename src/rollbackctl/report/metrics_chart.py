@@ -18,8 +18,8 @@ from .format import format_clock
 from .queries import phase_label
 from .timeline import STATUS_COLOURS, _e, _f, _shorten, axis_ticks
 
-SERIES_COLOUR = "#1565c0"
-TRIGGER_COLOUR = "#c62828"
+SERIES_COLOUR = "#00838f"  # teal: used nowhere else in the report (the screenshot test looks for it)
+TRIGGER_COLOUR = "#d81b60"
 LABEL_W, CHART_W, INFO_W = 250.0, 560.0, 290.0
 PANEL_H, GAP, TOP = 90.0, 26.0, 40.0
 
@@ -69,7 +69,7 @@ def metrics_svg(record: Mapping[str, Any]) -> str:
         title = phase_label(phase)
         out.append(f'<rect class="phase-band status-{_e(phase.get("status"))}" x="{_f(left)}" y="{_f(TOP - 8)}" '
                    f'width="{_f(max(right - left, 1.5))}" height="{_f(bottom - TOP + 8)}" fill="{colour}" '
-                   f'fill-opacity="0.12"><title>{_e(title)}: {_e(format_clock(p_start))} to '
+                   f'fill-opacity="{0.10 if index % 2 else 0.2}"><title>{_e(title)}: {_e(format_clock(p_start))} to '
                    f'{_e(format_clock(p_end, p_start))}</title></rect>')
         out.append(f'<text class="phase-mark" x="{_f(left + 2)}" y="{_f(TOP - 12 - (index % 2) * 12)}" '
                    f'fill="{colour}" font-size="10">{index + 1}</text>')
