@@ -103,3 +103,13 @@ def test_the_html_draws_one_line_per_series_with_every_point_and_the_phase_bands
 
 def test_no_section_no_chart():
     assert 'class="gantt metrics"' not in render_html(successful_rehearsal())
+
+
+def test_the_markdown_report_summarises_each_series():
+    from rollbackctl.report import render_markdown
+
+    record = with_data(successful_rehearsal())
+    text = render_markdown(record)
+    assert "### Monitoring data around the failure" in text
+    assert "| API 5xx ratio | 3 | 0.01 | 0.35 | 0.35 at 2024-05-01T15:58:00Z |" in text
+    assert "### Monitoring data" not in render_markdown(successful_rehearsal())
