@@ -113,3 +113,20 @@ def test_the_markdown_report_summarises_each_series():
     assert "### Monitoring data around the failure" in text
     assert "| API 5xx ratio | 3 | 0.01 | 0.35 | 0.35 at 2024-05-01T15:58:00Z |" in text
     assert "### Monitoring data" not in render_markdown(successful_rehearsal())
+
+
+def test_the_run_keeps_the_monitoring_data_in_the_saved_record(tmp_path):
+    """procedures.follow_up (after every run and resume) stores the section; the saved record validates."""
+    from rollbackctl.procedures import Console, follow_up
+    from rollbackctl.record import IncidentRecord, validate
+
+    record = IncidentRecord.create(tmp_path, "INC-MON-1", inventory="inventories/local", reason="5xx",
+                                   to_version="v0.9.0", triggers=trigger_report(),
+                                   authority={"decided_by": "Dana", "role": "lead_devops_engineer",
+                                              "basis": "primary"})
+    follow_up(record, None, Console())
+    saved = json.loads((record.path / "incident.json").read_text())
+    validate(saved)
+    assert [s["metric"] for s in saved["monitoring_data"]["series"]] == \
+        ["api_5xx_ratio", "critical_response_seconds", "cpu_percent"]
+    assert saved["monitoring_data"]["sources"] == ["triggers"]  # the report's Prometheus URL is redacted
