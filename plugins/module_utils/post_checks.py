@@ -95,7 +95,7 @@ def integration_checks(declared, api: Api | None, user: str = "", password: str 
 def _http_integration(entry: dict, timeout: float) -> dict:
     name = f"integration_{entry['name']}"
     expected = [int(s) for s in entry.get("expect_status") or []]
-    status, _, error = _get(entry["url"], float(entry.get("timeout") or timeout), entry.get("method") or "GET")
+    status, _body, error = _get(entry["url"], float(entry.get("timeout") or timeout), entry.get("method") or "GET")
     if status is None:
         return check(name, "full", None, expected or None, "http status", FAIL,
                      f"the integration endpoint does not answer: {error}")
@@ -167,7 +167,7 @@ def _prometheus(entry: dict, timeout: float, settle_s: float, interval_s: float)
     name, base = f"monitoring_{entry['name']}", str(entry["url"]).rstrip("/")
     jobs = [str(j) for j in entry.get("jobs") or []]
     unit = "targets up"
-    status, _, error = _get(f"{base}/-/ready", timeout)
+    status, _body, error = _get(f"{base}/-/ready", timeout)
     if status != 200:
         why = f"no answer: {error}" if status is None else f"HTTP {status}"
         return check(name, "full", None, None, unit, FAIL, f"Prometheus at {base} is not operational ({why})")
