@@ -221,3 +221,15 @@ def test_nothing_declared_is_skipped_and_says_so(tmp_path):
     assert status == "successful"
     assert checks["integrations"]["verdict"] == "skip" and "none declared" in checks["integrations"]["detail"]
     assert checks["monitoring"]["verdict"] == "skip" and "verify_monitoring is empty" in checks["monitoring"]["detail"]
+
+
+def test_an_http_integration_is_checked_by_its_endpoint_answering(tmp_path, receiver):
+    declared = [{"name": "hook", "kind": "http", "url": f"{receiver.url}/webhook/ping"},  # GET answers 405
+                {"name": "strict", "kind": "http", "url": f"{receiver.url}/webhook/ping", "expect_status": [200]},
+                {"name": "gone", "kind": "http", "url": f"http://127.0.0.1:{APP_PORT}/nothing-listens"}]
+    status, checks = run_verify(tmp_path, "http", verify_integrations=declared)
+    assert status == "failed"
+    assert (checks["integration_hook"]["verdict"], checks["integration_hook"]["value"]) == ("pass", 405)
+    assert (checks["integration_strict"]["verdict"], checks["integration_strict"]["value"]) == ("fail", 405)
+    assert checks["integration_gone"]["verdict"] == "fail"
+    assert "does not answer" in checks["integration_gone"]["detail"]
