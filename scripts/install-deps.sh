@@ -7,7 +7,8 @@ usage() {
   cat <<USAGE
 Usage: $0 [--no-image]
 
-Installs: Debian packages (nginx, git, podman, runc, debootstrap, shellcheck), pm2 from npm, FerretDB built
+Installs: Debian packages (nginx, git, podman, runc, debootstrap, prometheus, chromium, shellcheck), pm2 from npm,
+FerretDB built
 from the Go module proxy, this Python package with its test extra, and the podman settings.
 Builds the molecule rehearsal image unless --no-image (it is cached between runs).
 USAGE
@@ -31,8 +32,9 @@ step "Debian packages"
 need=()
 # golang-github-containernetworking-plugin-dnsname: container names resolve on podman networks (CNI
 # backend of podman 4.3); busybox-static: the tiny image podman-setup.sh checks that with;
-# shellcheck: lints the on-host roles/app_release/files/emergency-rollback.sh (2.6 MB).
-for pkg in nginx-light git podman runc debootstrap uidmap rsync file prometheus \
+# shellcheck: lints the on-host roles/app_release/files/emergency-rollback.sh (2.6 MB); chromium: the
+# headless browser the report's chart test takes its screenshot with.
+for pkg in nginx-light git podman runc debootstrap uidmap rsync file prometheus chromium \
     golang-github-containernetworking-plugin-dnsname busybox-static shellcheck; do
   [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" = "install ok installed" ] || need+=("$pkg")
 done

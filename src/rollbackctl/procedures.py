@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import inputs, matrix, people, retry
+from . import inputs, matrix, monitoring_data, people, retry
 from .authority import check_authority
 from .errors import ExitCode, IncidentNotFound, ProcedureNotAvailable, RecordInvalid, UsageError
 from .inputs import DATABASE_CHOICES, PROCEDURES, VERSION_RE, check_version, version_arg  # noqa: F401 - API
@@ -182,8 +182,11 @@ def run_rollback(*, inventory: str, to_version: str, reason: str, decided_by: st
 
 def follow_up(record: IncidentRecord, tickets: Mapping[str, Any] | None, console: Console, *,
               check: bool = False) -> None:
-    """After the run: the retry plan from what the run showed, then (never fatal) the tickets."""
+    """After the run: the retry plan from what the run showed, the monitoring data around the failure (the
+    triggers' observations, Prometheus range queries when the trigger report came from one), then (never fatal)
+    the tickets."""
     retry.conclude(record)
+    monitoring_data.attach(record)
     record.save()
     if tickets and not check and record.data["outcome"]["status"] == "succeeded":
         from .tickets import file_tickets

@@ -241,3 +241,24 @@ def test_unreachable_prometheus_exits_7(capsys):
     assert (code, report) == (7, None)
     assert "metrics source unreadable" in err
     assert "failed 5 times in a row" in err
+
+
+def test_monitoring_data_range_queries_over_the_backfilled_history(prometheus):
+    """The record's monitoring_data from the real Prometheus: each charted metric over the window, every step."""
+    from rollbackctl import monitoring_data
+
+    phase_start, phase_end = AT - timedelta(minutes=10), AT - timedelta(minutes=6)
+    record = {"triggers": None, "updated_at": AT_TEXT,
+              "phases": [{"started_at": phase_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                          "ended_at": phase_end.strftime("%Y-%m-%dT%H:%M:%SZ")}]}
+    section = monitoring_data.collect(record, prometheus=prometheus, queries=HEALTHY_QUERIES,
+                                      before=timedelta(minutes=5), after=timedelta(minutes=5))
+    assert section["errors"] == []
+    assert section["sources"] == [f"prometheus {prometheus}"]
+    assert (section["window"]["start"], section["window"]["end"]) == ("2025-03-10T11:45:00Z", "2025-03-10T11:59:00Z")
+    by_metric = {s["metric"]: s for s in section["series"]}
+    assert sorted(by_metric) == sorted(monitoring_data.CHARTED)
+    cpu_points = by_metric["cpu_percent"]["points"]
+    assert len(cpu_points) == 14 * 60 // 15 + 1  # a 14 min window in 15 s steps, both ends included
+    assert {p["v"] for p in cpu_points} == {95.0} and {p["source"] for p in cpu_points} == {"prometheus"}
+    assert {p["v"] for p in by_metric["critical_response_seconds"]["points"]} == {0.25}

@@ -24,6 +24,7 @@ from ..errors import RecordUnreadable
 from ..record import schema_problems
 from . import model
 from .format import md_cell, md_link_text, md_text
+from .metrics_chart import metrics_svg
 from .timeline import gantt_svg
 
 FORMATS = ("md", "html")
@@ -52,6 +53,14 @@ def _comparison_cells(row: tuple[str, str, str, bool]) -> list[Any]:
     return [key, before, after, "yes" if same else "**no**"]
 
 
+def _monitoring_cells(series: dict[str, Any]) -> list[Any]:
+    values = [p["v"] for p in series["points"]]
+    unit = f" {series['unit']}" if series["unit"] and series["unit"] != "ratio" else ""
+    last = series["points"][-1] if series["points"] else None
+    return [series["label"], len(values), f"{min(values):g}{unit}" if values else "-",
+            f"{max(values):g}{unit}" if values else "-", f"{last['v']:g}{unit} at {last['t']}" if last else "-"]
+
+
 def _html_finalize(value: Any) -> Any:
     """Escape like `html.escape` (``&quot;``, ``&#x27;``); None shows as nothing; markup passes."""
     if isinstance(value, Markup):
@@ -69,6 +78,7 @@ def environment(fmt: str) -> jinja2.Environment:
         return jinja2.Environment(autoescape=True, finalize=_html_finalize, **common)
     env = jinja2.Environment(autoescape=False, **common)  # noqa: S701 - Markdown: escaped by the md filters
     env.filters.update(md_text=md_text, md_cell=md_cell, md_link=md_link_text, phase_cells=_phase_cells,
+                       monitoring_cells=_monitoring_cells,
                        check_cells=_check_cells, comparison_cells=_comparison_cells)
     env.globals["md_table"] = md_table
     return env
@@ -98,7 +108,8 @@ def _markdown(view: model.IncidentView) -> str:
 def _html(view: model.IncidentView) -> str:
     template = environment("html").get_template("incident.html.j2")
     chart = Markup(gantt_svg(view.record))  # noqa: S704 - the chart escapes every record text it draws
-    return template.render(v=view, chart=chart)
+    metrics = Markup(metrics_svg(view.record))  # noqa: S704 - so do the monitoring charts
+    return template.render(v=view, chart=chart, metrics_chart=metrics)
 
 
 def render_markdown(record: dict[str, Any]) -> str:
