@@ -8,8 +8,7 @@ usage() {
 Usage: $0 [--no-image]
 
 Installs: Debian packages (nginx, git, podman, runc, debootstrap, prometheus, chromium, shellcheck), pm2 from npm,
-FerretDB built
-from the Go module proxy, this Python package with its test extra, and the podman settings.
+FerretDB built from the Go module proxy, this Python package with its test extra, and the podman settings.
 Builds the molecule rehearsal image unless --no-image (it is cached between runs).
 USAGE
 }
