@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import inputs, triggers
+from . import inputs, people, triggers
 from .authority import check_authority
 from .errors import ExitCode, PlaybookFailed, UsageError
 from .orchestrator import Rollback, lock_for
@@ -23,6 +23,7 @@ from .progress import Progress
 from .project import find_project
 from .receiver import Receiver
 from .record import IncidentRecord, make_incident_id
+from .roster import load_roster
 from .runner import run_playbook
 from .sandbox import Sandbox
 
@@ -111,6 +112,7 @@ def rehearse(*, decided_by: str, role: str, consensus: Iterable[str] = (), inven
     granted = check_authority(decided_by, role, list(consensus))
     local = inventory is None
     inventory_path = resolve_inventory(inventory or "inventories/local", project)
+    team = load_roster(inventory_path)  # recorded, as by run (an invalid roster is refused before anything)
     sandbox = Sandbox(project)
     if local:
         sandbox.check_environment()  # $ROLLBACK_SANDBOX_PORT_BASE and $ROLLBACK_SANDBOX_DIR, before provisioning
@@ -162,6 +164,7 @@ def rehearse(*, decided_by: str, role: str, consensus: Iterable[str] = (), inven
             authority=granted.to_dict(), database=database, triggers=report.to_dict(), decision=implied.to_dict())
         record.data["rehearsal"] = {"deployed_version": bad, "before": before, "after": None,
                                     "returned_to_previous_state": None, "differences": []}
+        people.start(record, team)
         record.save()
         say.message(f"5/6 roll back to {stable} (incident {incident_id})")
         ctx = context(project, quiet=quiet, runs_dir=runs_dir)

@@ -97,6 +97,7 @@ VALID = {
     "verify_log_attributed_before": "2026-01-31T12:05:00Z", "incident_logs_dir": "/srv/incidents/x/logs",
     "rollback_incidents_dir": "/srv/incidents",
     "verify_backup_manifest": "", "reason": f"checks {TEMPLATE}", "decided_by": "Dana Ops",
+    "acknowledged_by": f"Quinn QA {TEMPLATE}",
     "decided_by_role": "cto", "authority": "cto (role)", "consensus": "alice:senior-engineer,bob:senior-engineer",
     "roles_text": f"Rollback Coordinator: Dana Ops {TEMPLATE}", "retry_eta": "not before 2026-12-02T20:00:00Z",
 }

@@ -230,6 +230,8 @@ def test_rehearsal_record_is_complete(rehearsal):
     assert {"api_5xx", "messaging_failing"} <= fired
     assert record["decision"]["row"] == 1 and record["decision"]["decision"] == "immediate_rollback"
     assert record["authority"]["basis"] == "primary"
+    # the inventory's roster: who held which of the plan's six roles
+    assert len(record["people"]["roles"]) == 6 and all(role["name"] for role in record["people"]["roles"])
     assert (record["from_version"], record["to_version"]) == ("v1.0.0", "v0.9.0")
     assert record["database"]["restore"] is True
     for phase in record["phases"]:

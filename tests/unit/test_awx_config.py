@@ -413,6 +413,7 @@ GOOD_ANSWERS = {
     "backup": "pre-deploy-v1.0.0",
     "reason": "messaging 5xx\nsince 10:02",
     "decided_by": "Dana Ops",
+    "acknowledged_by": "Quinn QA",
     "decided_by_role": "lead-devops-engineer",
     "authority": "cto (role)",
     "consensus": "alice:senior-engineer,bob:senior-engineer",

@@ -41,7 +41,8 @@ VALID = {
     "incident_logs_dir": "/srv/incidents/INC-1/logs",
     "rollback_incidents_dir": "/var/lib/rollback/incidents",
     "verify_backup_manifest": "/srv/backups/pre-deploy-v1.0.0.manifest.json",
-    "reason": "messaging returns 5xx\nsince 10:02", "decided_by": "Dana Ops", "decided_by_role": "lead-devops-engineer",
+    "reason": "messaging returns 5xx\nsince 10:02", "decided_by": "Dana Ops",
+    "acknowledged_by": "Quinn QA", "decided_by_role": "lead-devops-engineer",
     "authority": "lead-devops-engineer (role)", "consensus": ["alice:senior-engineer", "bob:senior-engineer"],
     "roles_text": "Rollback Coordinator: Dana Ops (+1 555 0100)", "retry_eta": "not before 2026-12-02T20:00:00Z",
 }
