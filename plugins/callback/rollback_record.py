@@ -80,6 +80,7 @@ class CallbackModule(CallbackBase):
         self.where = None  # awx.Where: the incidents folder chosen when the record is created
         self.nothing_ran = False  # settled with no task of any rollback phase run (no record)
         self.enabled = True
+        self.roster = None  # the inventory's rollback_roster (rollbackctl.roster), read at the first phase play
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
@@ -114,9 +115,33 @@ class CallbackModule(CallbackBase):
             procedure=str(extra.get("procedure", "standard")), inventory=inventory,
             reason=str(extra.get("reason", "") or ""), to_version=extra.get("rollback_to"), authority=granted,
             database=str(extra.get("database", "auto")), secrets=self._extra_secrets())
+        if self.roster is not None:
+            from rollbackctl import people
+
+            people.start(self.rec, self.roster)
         for method, args in self.pending:
             getattr(self, method)(*args)
         self.pending = []
+
+    def _read_roster(self, play):
+        """The inventory's ``rollback_roster`` as a host of the play sees it (group_vars/all, or what AWX imported);
+        an invalid one is reported and left out of the record - the rollback is not stopped for it."""
+        from rollbackctl.errors import UsageError
+        from rollbackctl.roster import VARIABLE, parse_roster
+
+        manager = play.get_variable_manager()
+        inventory = getattr(manager, "_inventory", None)
+        hosts = inventory.get_hosts(play.hosts) if inventory is not None else []
+        if not hosts:
+            return None
+        value = manager.get_vars(play=play, host=hosts[0], include_hostvars=False).get(VARIABLE)
+        if not value:
+            return None
+        try:
+            return parse_roster(value, "the inventory")
+        except UsageError as exc:
+            self._display.warning(f"rollback_record: the roster is not recorded: {exc}")
+            return None
 
     def _extra_secrets(self):
         """The values of secret extra vars (AWX injects its credentials as extra vars: webhook URL, API key, bypass
@@ -177,6 +202,7 @@ class CallbackModule(CallbackBase):
             return
         if not self.extra:
             self.extra = dict(play.get_variable_manager().extra_vars)
+            self.roster = self._read_roster(play)
         if name == self.phase:
             return
         self._close_phase()
