@@ -119,6 +119,10 @@ def test_the_charts_are_drawn_in_chromium(chromium, tmp_path):
     without.write_text(render_html(record))
 
     shot = screenshot(chromium, with_charts, tmp_path / "report.png")
+    # A copy for people to look at, at a path in the repository (git-ignored): .artifacts/report-charts.png
+    artifacts = Path(__file__).resolve().parents[2] / ".artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shutil.copyfile(shot, artifacts / "report-charts.png")
     pixels = colour_pixels(shot, SERIES_COLOUR)
     assert len(pixels) > 30, f"no chart line in {shot}"
     # One stretch of line per panel with more than one point (a single point draws no line).
