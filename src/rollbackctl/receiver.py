@@ -88,6 +88,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "text/plain" if isinstance(payload, str) else "application/json")
         self.send_header("Content-Length", str(len(data)))
+        # One request per connection: a kept-alive connection would outlive stop() (its handler thread goes on
+        # answering), and a receiver that was stopped must not answer anything.
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
         self.wfile.write(data)
 
